@@ -37,9 +37,11 @@
 #include "tracewatch/logger.hpp"
 #include "tracewatch/redis/reply.hpp"
 
-namespace tracewatch::redis {
-
+namespace tracewatch {
 namespace asio = boost::asio;
+}  // namespace tracewatch
+
+namespace tracewatch::redis {
 
 // Guards on what a server may send. hiredis's reader trusts array headers
 // and bulk lengths; these caps are checked before it allocates for them.
@@ -48,6 +50,8 @@ struct parser_limits {
   std::size_t max_bulk_bytes = 64u << 20;      // bytes in one bulk string
   std::size_t max_buffered_bytes = 256u << 20; // unparsed input held at once
   std::size_t read_chunk_bytes = 64u << 10;    // bytes fed to the parser per step
+  std::size_t max_line_bytes = 1u << 20;       // one status, error or integer line
+  std::size_t max_reply_bytes = 256u << 20;    // estimated memory of one parsed reply
 };
 
 // Where and how to connect. Build one with parse_url() or fill it in.
@@ -77,6 +81,11 @@ struct config {
 // `unix:///path/to/socket[?db=N]`. Returns errc::invalid_url with a message
 // that names the URL (password masked) and what is wrong.
 result<config> parse_url(std::string_view url);
+
+// Returns `url` with the password (or, when the user information has no
+// ':', the whole user information) replaced by `***`, for messages about a
+// URL that may not parse. Text that is not a URL is returned unchanged.
+std::string redact_url(std::string_view url);
 
 // A Lua script with its SHA1, computed once.
 class script {

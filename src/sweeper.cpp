@@ -1,0 +1,289 @@
+// One sweep pass.
+//
+// Budget: no single Redis command may block the server for more than a few
+// milliseconds, so the work is cut into batches of sweep_options::batch_size
+// ids, one script call each. The set index (compat) is walked with SSCAN;
+// the next SSCAN is sent while the current batch's script runs, so Redis
+// never waits on this process between batches. The sorted-set index
+// (sharded) is read per shard with ZRANGEBYSCORE inside the script, so a
+// pass reads only the overdue entries.
+//
+// A pass ends when:
+//   1. every index has been walked (SSCAN cursor back to 0, or a shard step
+//      that read fewer entries than its limit);
+//   2. the stop predicate returns true, checked between batches;
+//   3. a request fails (connection lost, timeout); batches already done stay
+//      done, and the next pass starts over.
+// SSCAN may return an id twice; the second visit finds it gone or finished
+// and counts nothing.
+
+#include "tracewatch/sweeper.hpp"
+
+#include <atomic>
+#include <stdexcept>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include "scripts.hpp"
+
+namespace tracewatch {
+namespace {
+
+using namespace boost::asio::experimental::awaitable_operators;
+
+constexpr std::size_t kMaxRemembered = 100000;  // malformed ids remembered for log-once
+
+// Replies of the sweep scripts: {stale, finished, live, orphans, malformed, …}.
+constexpr std::size_t kReplyStale = 0;
+constexpr std::size_t kReplyFinished = 1;
+constexpr std::size_t kReplyLive = 2;
+constexpr std::size_t kReplyOrphans = 3;
+constexpr std::size_t kReplyMalformed = 4;
+constexpr std::size_t kReplyRead = 5;  // sorted sweep only: entries read
+constexpr std::size_t kReplyKept = 6;  // sorted sweep only: entries left in the index
+
+struct scan_result {
+  std::string cursor;
+  std::vector<std::string> ids;
+};
+
+asio::awaitable<result<scan_result>> async_scan(redis::client& client, const std::string& key,
+                                                std::string cursor, std::uint32_t count) {
+  redis::request req;
+  req.push("SSCAN", key, cursor, "COUNT", count);
+  auto replies = co_await client.async_exec(req, key);
+  if (!replies) co_return replies.error();
+  const auto& r = (*replies)[0];
+  if (r.is_error()) co_return error(errc::server_error, r.str);
+  if (!r.is_array() || r.elements.size() != 2) {
+    co_return error(errc::protocol_error, "unexpected reply to SSCAN of the index");
+  }
+  scan_result out;
+  out.cursor = r.elements[0].str;
+  out.ids.reserve(r.elements[1].elements.size());
+  for (const auto& e : r.elements[1].elements) out.ids.push_back(e.str);
+  co_return out;
+}
+
+// Runs the batch script on `ids`; an empty batch returns a nil reply.
+asio::awaitable<result<redis::reply>> async_batch(redis::client& client, const layout& keys,
+                                                  const std::string& index_key,
+                                                  const std::vector<std::string>& ids,
+                                                  const std::string& threshold,
+                                                  const std::string& ttl) {
+  if (ids.empty()) co_return redis::reply{};
+  std::vector<std::string> trace_keys;
+  trace_keys.reserve(ids.size());
+  for (const auto& id : ids) trace_keys.push_back(keys.trace_key(id));
+
+  std::vector<std::string_view> key_args;
+  key_args.reserve(ids.size() + 1);
+  key_args.push_back(index_key);
+  for (const auto& k : trace_keys) key_args.push_back(k);
+  std::vector<std::string_view> args = {threshold, ttl, "set"};
+  args.reserve(ids.size() + 3);
+  for (const auto& id : ids) args.push_back(id);
+  co_return co_await client.async_eval(scripts::sweep_batch(), key_args, args);
+}
+
+}  // namespace
+
+result<void> validate(const sweep_options& options) {
+  if (options.threshold.count() < 1) {
+    return error(errc::invalid_argument,
+                 fmt::format("invalid sweep threshold {} ms: use at least 1 ms",
+                             options.threshold.count()));
+  }
+  if (options.batch_size < 1 || options.batch_size > 10000) {
+    return error(errc::invalid_argument,
+                 fmt::format("invalid sweep batch size {}: use 1 to 10000", options.batch_size));
+  }
+  if (options.shard_parallelism < 1 || options.shard_parallelism > 256) {
+    return error(errc::invalid_argument,
+                 fmt::format("invalid shard parallelism {}: use 1 to 256",
+                             options.shard_parallelism));
+  }
+  return {};
+}
+
+sweeper::sweeper(redis::client& client, registry_options registry, sweep_options options,
+                 logger log)
+    : client_(client),
+      registry_(std::move(registry)),
+      options_(options),
+      log_(log.with_component("sweeper")) {
+  if (auto valid = validate(registry_); !valid) throw std::invalid_argument(valid.error().what());
+  if (auto valid = validate(options_); !valid) throw std::invalid_argument(valid.error().what());
+  layout_ = make_layout(registry_);
+  threshold_arg_ = fmt::format("{:.3f}", static_cast<double>(options_.threshold.count()) / 1000.0);
+  ttl_arg_ = std::to_string(registry_.terminal_ttl.count());
+}
+
+asio::awaitable<result<sweep_summary>> sweeper::async_sweep(std::function<bool()> should_stop) {
+  if (!should_stop) should_stop = [] { return false; };
+  sweep_summary summary;
+  const auto started = std::chrono::steady_clock::now();
+
+  result<void> walked = layout_->index() == index_kind::sorted_set
+                            ? co_await async_sweep_sorted(summary, should_stop)
+                            : co_await async_sweep_set(summary, should_stop);
+  summary.duration = std::chrono::steady_clock::now() - started;
+  if (!walked) {
+    log_.warn("sweep_failed", {{"error", walked.error().what()},
+                               {"batches_done", summary.batches},
+                               {"remedy", "check that Redis is reachable; the next pass retries"}});
+    co_return walked.error();
+  }
+  co_return summary;
+}
+
+asio::awaitable<result<void>> sweeper::async_sweep_set(sweep_summary& summary,
+                                                       const std::function<bool()>& should_stop) {
+  const std::string index_key = layout_->index_key(0);
+
+  // Prime the pipeline with the first page of ids.
+  auto page = co_await async_scan(client_, index_key, "0", options_.batch_size);
+  if (!page) co_return page.error();
+
+  while (true) {
+    std::vector<std::string> ids = std::move(page->ids);
+    const bool last = page->cursor == "0";
+    summary.scanned += ids.size();
+
+    // Run this batch and fetch the next page at the same time.
+    result<redis::reply> batch = redis::reply{};
+    if (last) {
+      batch = co_await async_batch(client_, *layout_, index_key, ids, threshold_arg_, ttl_arg_);
+    } else {
+      auto [done, next] = co_await (
+          async_batch(client_, *layout_, index_key, ids, threshold_arg_, ttl_arg_) &&
+          async_scan(client_, index_key, page->cursor, options_.batch_size));
+      batch = std::move(done);
+      page = std::move(next);
+    }
+    if (!batch) co_return batch.error();
+    if (!ids.empty()) {
+      ++summary.batches;
+      if (auto counted = account(*batch, summary); !counted) co_return counted.error();
+    }
+
+    if (last) co_return result<void>{};
+    if (!page) co_return page.error();
+    if (should_stop()) {
+      summary.stopped_early = true;
+      co_return result<void>{};
+    }
+  }
+}
+
+asio::awaitable<result<void>> sweeper::async_sweep_sorted(sweep_summary& summary,
+                                                          const std::function<bool()>& should_stop) {
+  // A fixed number of workers take shards from a shared counter, so shards
+  // on different cluster nodes are swept in parallel while the number of
+  // requests in flight stays bounded.
+  const std::uint32_t shards = layout_->index_count();
+  std::uint32_t next_shard = 0;
+  result<void> first_error;
+
+  auto worker = [&]() -> asio::awaitable<void> {
+    while (first_error && next_shard < shards && !summary.stopped_early) {
+      std::uint32_t shard = next_shard++;
+      auto done = co_await async_sweep_shard(shard, summary, should_stop);
+      if (!done && first_error) first_error = done.error();
+    }
+  };
+
+  const std::uint32_t workers = std::min(options_.shard_parallelism, shards);
+  auto executor = co_await asio::this_coro::executor;
+  // Run the workers concurrently and wait for all of them: a counter of
+  // running workers and a timer used as an event.
+  std::uint32_t running = workers;
+  asio::steady_timer all_done(executor, std::chrono::steady_clock::time_point::max());
+  for (std::uint32_t i = 0; i < workers; ++i) {
+    asio::co_spawn(
+        executor,
+        [&]() -> asio::awaitable<void> {
+          co_await worker();
+          if (--running == 0) all_done.cancel();
+        },
+        asio::detached);
+  }
+  boost::system::error_code ignored;
+  co_await all_done.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+  co_return first_error;
+}
+
+asio::awaitable<result<void>> sweeper::async_sweep_shard(std::uint32_t shard,
+                                                         sweep_summary& summary,
+                                                         const std::function<bool()>& should_stop) {
+  const std::string index_key = layout_->index_key(shard);
+  const std::string trace_prefix = layout_->trace_key_prefix(shard);
+  const std::string limit = std::to_string(options_.batch_size);
+  std::uint64_t offset = 0;
+
+  while (true) {
+    std::string offset_arg = std::to_string(offset);
+    std::vector<std::string_view> keys = {index_key};
+    std::vector<std::string_view> args = {threshold_arg_, ttl_arg_, limit, trace_prefix, offset_arg};
+    auto reply = co_await client_.async_eval(scripts::sweep_sorted(), keys, args);
+    if (!reply) co_return reply.error();
+    if (!reply->is_array() || reply->elements.size() <= kReplyKept) {
+      co_return error(errc::protocol_error, "unexpected reply from the sorted sweep script");
+    }
+    const auto read = static_cast<std::uint64_t>(reply->elements[kReplyRead].integer);
+    summary.scanned += read;
+    if (read > 0) {
+      ++summary.batches;
+      if (auto counted = account(*reply, summary); !counted) co_return counted.error();
+    }
+    offset += static_cast<std::uint64_t>(reply->elements[kReplyKept].integer);
+
+    if (read < options_.batch_size) co_return result<void>{};
+    if (should_stop()) {
+      summary.stopped_early = true;
+      co_return result<void>{};
+    }
+  }
+}
+
+result<void> sweeper::account(const redis::reply& reply, sweep_summary& summary) {
+  if (!reply.is_array() || reply.elements.size() <= kReplyMalformed) {
+    return error(errc::protocol_error, "unexpected reply from the sweep script");
+  }
+  const auto& e = reply.elements;
+  summary.stale += static_cast<std::uint64_t>(e[kReplyStale].integer);
+  summary.finished += static_cast<std::uint64_t>(e[kReplyFinished].integer);
+  summary.live += static_cast<std::uint64_t>(e[kReplyLive].integer);
+
+  const auto& orphans = e[kReplyOrphans].elements;
+  for (std::size_t i = 0; i + 1 < orphans.size(); i += 2) {
+    orphan_report report{orphans[i].str, std::stod(orphans[i + 1].str)};
+    log_.warn("trace_orphaned", {{"trace_id", report.id}, {"age_s", orphans[i + 1].str}});
+    summary.orphans.push_back(std::move(report));
+    ++summary.orphaned;
+  }
+
+  const auto& malformed = e[kReplyMalformed].elements;
+  for (std::size_t i = 0; i + 1 < malformed.size(); i += 2) {
+    ++summary.malformed;
+    const std::string& id = malformed[i].str;
+    if (malformed_logged_.size() >= kMaxRemembered) malformed_logged_.clear();
+    if (malformed_logged_.insert(id).second) {
+      log_.warn("trace_malformed",
+                {{"trace_id", id},
+                 {"reason", malformed[i + 1].str},
+                 {"remedy", "inspect the key; the sweep leaves it alone and the failsafe TTL "
+                            "expires it"}});
+    }
+  }
+  return {};
+}
+
+}  // namespace tracewatch
