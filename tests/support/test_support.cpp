@@ -76,4 +76,20 @@ void RedisTest::SetUp() {
   raw_->command({"FLUSHALL"});
 }
 
+void RedisClientTest::SetUp() {
+  RedisTest::SetUp();
+  auto config = redis::parse_url(server().unix_url());
+  ASSERT_TRUE(config) << config.error().what();
+  conn_ = std::make_unique<redis::connection>(io_.get_executor(), *config);
+  conn_->start();
+  auto ready = run([this]() { return conn_->async_wait_ready(std::chrono::seconds(10)); });
+  ASSERT_TRUE(ready) << ready.error().what();
+}
+
+void RedisClientTest::TearDown() {
+  if (conn_) conn_->close();
+  io_.run_for(std::chrono::milliseconds(10));
+  conn_.reset();
+}
+
 }  // namespace tracewatch::testing

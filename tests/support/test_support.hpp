@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "tracewatch/local_redis.hpp"
+#include "tracewatch/redis/connection.hpp"
 #include "tracewatch/redis/reply.hpp"
 
 namespace tracewatch::testing {
@@ -72,6 +73,26 @@ class RedisTest : public ::testing::Test {
  private:
   static inline std::optional<local_redis> server_;
   std::unique_ptr<raw_redis> raw_;
+};
+
+// RedisTest plus a started redis::connection to the suite's server on an
+// io_context owned by the test. run() drives a coroutine to completion.
+class RedisClientTest : public RedisTest {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  template <class Make>
+  auto run(Make make) {
+    return run_coro(io_, std::move(make));
+  }
+
+  redis::connection& conn() { return *conn_; }
+  asio::io_context& io() { return io_; }
+
+ private:
+  asio::io_context io_;
+  std::unique_ptr<redis::connection> conn_;
 };
 
 }  // namespace tracewatch::testing
