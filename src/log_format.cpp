@@ -11,8 +11,8 @@ constexpr std::string_view kReplacementCharacter = "\xEF\xBF\xBD";  // U+FFFD in
 constexpr std::array<std::string_view, 4> kFixedKeys = {"ts", "level", "component", "msg"};
 
 // Returns the length of the well-formed UTF-8 sequence that starts at
-// text[i] (RFC 3629: no overlong forms, no surrogates, nothing above
-// U+10FFFF), or 0 if the bytes there are not one.
+// text[i] (no overlong forms, no surrogates, nothing above U+10FFFF), or 0
+// if the bytes there are not one.
 std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
   auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
   const unsigned char lead = byte(i);

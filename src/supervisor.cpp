@@ -76,16 +76,16 @@ std::string describe_current_exception() {
 
 }  // namespace
 
-struct supervisor::state {
+struct detail::supervisor_state {
   struct task {
     std::string name;
-    task_factory factory;
+    supervisor::task_factory factory;
     asio::cancellation_signal cancel_signal;
     bool running = true;
     counter* restarts = nullptr;
   };
 
-  state(asio::any_io_executor executor, logger l, supervisor_options o, metrics_registry* m)
+  supervisor_state(asio::any_io_executor executor, logger l, supervisor_options o, metrics_registry* m)
       : strand(asio::make_strand(executor)),
         log(std::move(l)),
         options(o),
@@ -111,20 +111,14 @@ struct supervisor::state {
   std::set<asio::steady_timer*> sleepers;         // woken by a stop request
   std::set<asio::steady_timer*> stopped_waiters;  // woken when every task ended
   std::optional<asio::steady_timer> deadline;
-  std::optional<asio::signal_set> signals;
+  std::shared_ptr<asio::signal_set> signals;
   int signals_received = 0;
 };
 
+// The helpers below are members in all but name: each runs on the strand.
 namespace {
 
-using state_ptr = std::shared_ptr<supervisor::state>;
-
-}  // namespace
-
-// The helpers below are members in all but name: each runs on the strand.
-namespace supervisor_detail {
-
-using state = supervisor::state;
+using state = detail::supervisor_state;
 
 void wake(std::set<asio::steady_timer*>& timers) {
   for (asio::steady_timer* timer : timers) timer->cancel();
@@ -142,7 +136,12 @@ void finish_if_done(const std::shared_ptr<state>& st) {
   if (!st->stop_requested || st->running > 0 || st->stopped) return;
   st->stopped = true;
   if (st->deadline) st->deadline->cancel();
-  if (st->signals) st->signals->cancel();
+  if (st->signals) {
+    // Restore the default actions and end wait_for_signals().
+    boost::system::error_code ignored;
+    st->signals->clear(ignored);
+    st->signals->cancel(ignored);
+  }
   wake(st->stopped_waiters);
   st->log.info("stopped", {{"tasks", st->tasks.size()}});
 }
@@ -274,11 +273,9 @@ asio::awaitable<void> wait_for_signals(std::shared_ptr<state> st) {
   }
 }
 
-}  // namespace supervisor_detail
+}  // namespace
 
 // --- supervisor --------------------------------------------------------------
-
-using namespace supervisor_detail;
 
 supervisor::supervisor(asio::any_io_executor executor, logger log, supervisor_options options,
                        metrics_registry* metrics)
@@ -324,9 +321,12 @@ asio::awaitable<void> supervisor::async_wait_stopped() {
 }
 
 void supervisor::stop_on_signals() {
-  asio::dispatch(state_->strand, [st = state_] {
+  // Install the handlers now, so that a signal that arrives before the
+  // executor runs is not fatal; asio delivers it once the strand waits.
+  auto signals = std::make_shared<asio::signal_set>(state_->strand, SIGTERM, SIGINT);
+  asio::dispatch(state_->strand, [st = state_, signals = std::move(signals)]() mutable {
     if (st->signals || st->stopped) return;
-    st->signals.emplace(st->strand, SIGTERM, SIGINT);
+    st->signals = std::move(signals);
     asio::co_spawn(st->strand, wait_for_signals(st), asio::detached);
   });
 }

@@ -38,8 +38,8 @@ class log_rate_limiter {
     std::size_t max_lines = 10;                  // lines let through per key and interval
     clock::duration interval = std::chrono::seconds(60);
     // Keys tracked at once. When a new key finds the table full, keys whose
-    // window has ended and that have nothing to report are dropped; if none
-    // can be, every further new key shares one overflow entry (key "").
+    // window has ended and that have nothing to report are dropped. If that
+    // frees no room, every further new key shares one overflow entry (key "").
     std::size_t max_keys = 1024;
   };
 

@@ -79,10 +79,10 @@ class histogram {
     observe(std::chrono::duration<double>(elapsed).count());
   }
 
-  // A consistent-enough copy for rendering: `cumulative[i]` counts the
-  // observations <= upper_bounds()[i], the last entry is the +Inf bucket, and
-  // `count` equals that last entry. Under concurrent observe() calls the sum
-  // may include an observation that the buckets do not yet show, or the reverse.
+  // A copy for rendering. `cumulative[i]` counts the observations <=
+  // upper_bounds()[i], the last entry is the +Inf bucket, and `count` equals
+  // that last entry. Under concurrent observe() calls the sum may include an
+  // observation that the buckets do not show yet, or the reverse.
   struct snapshot {
     std::vector<std::uint64_t> cumulative;
     double sum = 0.0;
@@ -109,7 +109,7 @@ enum class metric_type { counter, gauge, histogram };
 
 namespace detail {
 
-// What the registry keeps of every family; metric_family<T> fills it in.
+// The type-independent part of a family, which the registry stores and renders.
 class family_base {
  public:
   family_base(std::string name, std::string help, metric_type type,
@@ -178,9 +178,9 @@ extern template class metric_family<histogram>;
 // label names match [a-zA-Z_][a-zA-Z0-9_]* and do not start with "__", and a
 // histogram may not use the label "le". Registering a name again with the
 // same type, labels and buckets returns the existing family, so components
-// that share a metric can each register it; any other mismatch or an invalid
-// name throws std::invalid_argument naming the metric. Both are programming
-// errors, not operator input.
+// that share a metric can each register it. Any other mismatch, and an
+// invalid name, throws std::invalid_argument naming the metric, because both
+// are programming errors rather than operator input.
 //
 // Thread safety: every member may be called from any thread.
 class metrics_registry {

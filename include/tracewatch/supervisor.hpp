@@ -6,7 +6,7 @@
 // and treats every end before a stop request as a failure: an exception, or a
 // plain return. It logs the failure (component `supervisor`, event
 // `task_failed`, fields task, error, restart_in_ms) and calls the factory again
-// after a capped exponential backoff with jitter; a run that lasted at least
+// after a capped exponential backoff with jitter. A run that lasted at least
 // restart_policy::healthy_after resets the backoff.
 //
 // Stopping is cooperative first. stop() sets stopping(), wakes every
@@ -56,6 +56,10 @@ namespace asio = boost::asio;
 
 class metrics_registry;
 
+namespace detail {
+struct supervisor_state;
+}  // namespace detail
+
 // The delays between restarts of a failing task.
 struct restart_policy {
   std::chrono::milliseconds initial_delay{500};   // ceiling of the first delay
@@ -67,15 +71,15 @@ struct restart_policy {
 //
 // The n-th consecutive failure (n = 0, 1, ...) gets a ceiling of
 // min(max_delay, initial_delay * 2^n) and a delay drawn uniformly from
-// [ceiling/2, ceiling) ("equal jitter"): restarts of tasks that failed
-// together spread out, and each delay is longer than the one before until
-// the ceiling reaches max_delay.
+// [ceiling/2, ceiling) ("equal jitter"). Restarts of tasks that failed
+// together thus spread out, and with an initial_delay of at least 2 ms each
+// delay is longer than the one before until the ceiling reaches max_delay.
 class restart_backoff {
  public:
   explicit restart_backoff(restart_policy policy) : policy_(policy) {}
 
   // Returns the delay before the next restart. `ran_for` is how long the run
-  // that just failed lasted; `unit_random` is uniform in [0, 1).
+  // that just failed lasted, and `unit_random` is uniform in [0, 1).
   std::chrono::milliseconds next_delay(std::chrono::steady_clock::duration ran_for,
                                        double unit_random);
 
@@ -113,11 +117,14 @@ class supervisor {
   bool stopping() const noexcept;
 
   // Waits for `duration`, or less if a stop is requested meanwhile. Returns
-  // true if the full duration passed, false on a stop request (also when
-  // called after one, without waiting) and when the awaiting task is cancelled.
+  // true if the full duration passed, and false on a stop request (at once
+  // when called after one). When the awaiting coroutine is cancelled, returns
+  // false or throws boost::system::system_error (operation_aborted).
   asio::awaitable<bool> async_sleep(std::chrono::steady_clock::duration duration);
 
-  // Completes once a stop is requested (at once if it already was).
+  // Completes once a stop is requested (at once if it already was), or early
+  // when the awaiting coroutine is cancelled, as async_sleep() does. Meant for
+  // `co_await (work || sup.async_wait_stop_requested())`.
   asio::awaitable<void> async_wait_stop_requested();
 
   // Requests a graceful stop; see the file comment. Idempotent.
@@ -134,12 +141,12 @@ class supervisor {
   asio::awaitable<void> async_wait_stopped();
 
   // Waits for SIGTERM and SIGINT: the first calls stop(), the second cancel().
-  // The signal handlers are removed once every task has ended.
+  // The handlers are installed at once and restored to the default actions
+  // once every task has ended.
   void stop_on_signals();
 
  private:
-  struct state;
-  std::shared_ptr<state> state_;
+  std::shared_ptr<detail::supervisor_state> state_;
 };
 
 }  // namespace tracewatch
