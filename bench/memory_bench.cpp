@@ -71,7 +71,8 @@ double bytes_per_trace(const std::string& url, writer form, std::uint64_t total)
           req.push("SADD", "sg:traces:active", id);
           (void)co_await conn.async_exec(req);
         } else {
-          (void)co_await reg.async_create(id, "RECEIVED", {{"platform", "web"}});
+          const metadata fields = {{"platform", "web"}};
+          (void)co_await reg.async_create(id, "RECEIVED", fields);
         }
       }
       if (--running == 0) done.cancel();

@@ -3,6 +3,7 @@
 
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -21,8 +22,9 @@ struct global_options {
   std::string redis_url;       // --redis; empty means TRACEWATCH_REDIS_URL, then the default
   std::string layout = "compat";
   std::string prefix = "sg";
+  std::uint32_t shards = 256;  // --shards, sharded layout only
   std::string log_format = "logfmt";
-  std::string log_level = "info";
+  std::string log_level;  // empty: the command's default
 
   // --redis, else TRACEWATCH_REDIS_URL, else redis://127.0.0.1:6379.
   std::string effective_redis_url() const;

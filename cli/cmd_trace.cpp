@@ -25,7 +25,7 @@ int with_registry(const global_options& globals,
                   const std::function<asio::awaitable<int>(registry&)>& body) {
   auto options = make_registry_options(globals);
   if (!options) return report_error(options.error());
-  return run_with_redis(globals, [&](redis::client& client) -> asio::awaitable<int> {
+  return run_with_layout(globals, *options, [&](redis::client& client) -> asio::awaitable<int> {
     registry reg(client, *options);
     co_return co_await body(reg);
   });

@@ -15,7 +15,9 @@
 #include "log_sink.hpp"
 #include "runtime.hpp"
 #include "tracewatch/metrics.hpp"
+#include "tracewatch/layout_check.hpp"
 #include "tracewatch/metrics_server.hpp"
+#include "tracewatch/redis/cluster.hpp"
 #include "tracewatch/supervisor.hpp"
 #include "tracewatch/sweeper.hpp"
 #include "tracewatch/watchdog.hpp"
@@ -75,7 +77,7 @@ const command_registration sweep_command(30, [](CLI::App& app, global_options& g
     if (auto valid = validate(options); !valid) return report_error(valid.error());
 
     logger log = make_logger(globals);
-    return run_with_redis(globals, [&](redis::client& client) -> asio::awaitable<int> {
+    return run_with_layout(globals, *registry_opts, [&](redis::client& client) -> asio::awaitable<int> {
       sweeper s(client, *registry_opts, options, log);
       auto summary = co_await s.async_sweep();
       if (!summary) co_return report_error(summary.error());
@@ -100,6 +102,7 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
     double lease_s = 30;
     std::string metrics_addr = "127.0.0.1:9464";
     std::uint32_t batch_size = sweep_options{}.batch_size;
+    bool cluster = false;
   };
   auto args = std::make_shared<args_t>();
   auto* sub = app.add_subcommand(
@@ -117,6 +120,9 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
       ->capture_default_str();
   sub->add_option("--batch-size", args->batch_size, "Index entries per script call")
       ->capture_default_str();
+  sub->add_flag("--cluster", args->cluster,
+                "--redis names a seed node of a Redis Cluster (the daemon may start before "
+                "Redis, so it does not detect this itself)");
   return [&globals, args]() -> int {
     // Validate every flag before connecting.
     auto registry_opts = make_registry_options(globals);
@@ -148,10 +154,19 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
 
     // Unlike one-shot commands, the daemon starts even while Redis is down:
     // the connection keeps retrying and the tasks wait for it.
-    redis::connection conn(io.get_executor(), *config, log);
-    conn.start();
+    std::unique_ptr<redis::connection> conn;
+    std::unique_ptr<redis::cluster_client> cluster;
+    if (args->cluster) {
+      cluster = std::make_unique<redis::cluster_client>(io.get_executor(), *config,
+                                                        redis::cluster_options{}, log);
+      cluster->start();
+    } else {
+      conn = std::make_unique<redis::connection>(io.get_executor(), *config, log);
+      conn->start();
+    }
+    redis::client& client = cluster ? static_cast<redis::client&>(*cluster) : *conn;
     supervisor sup(io.get_executor(), log, {}, &metrics);
-    watchdog dog(conn, *registry_opts, options, log, &metrics);
+    watchdog dog(client, *registry_opts, options, log, &metrics);
     log.with_component("watchdog").info(
         "watchdog_started",
         {{"redis", config->display_address()},
@@ -161,12 +176,46 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
          {"threshold_s", args->threshold_s},
          {"lease_s", args->lease_s},
          {"metrics",
-          metrics_endpoint
-              ? fmt::format("{}:{}", metrics_endpoint->local_endpoint().address().to_string(),
-                            metrics_endpoint->local_endpoint().port())
-              : std::string("off")}});
+          metrics_endpoint ? metrics_endpoint->local_address() : std::string("off")}});
     dog.run_under(sup);
     sup.stop_on_signals();
+
+    // Once Redis replies, check the layout. A wrong layout or shard count
+    // stops the daemon with kExitUsage. Sweeps that run before the check
+    // only touch keys of the shards they read, so they do no harm.
+    int exit_code = kExitOk;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+          const logger check_log = log.with_component("watchdog");
+          while (true) {
+            constexpr std::chrono::seconds kWait{5};
+            result<void> ready;
+            if (cluster) {
+              ready = co_await cluster->async_wait_ready(kWait);
+            } else {
+              ready = co_await conn->async_wait_ready(kWait);
+            }
+            if (ready) break;
+            // Shutting down, or a lasting error (wrong password) that the
+            // tasks report themselves.
+            if (!is_retryable(ready.error().code)) co_return;
+          }
+          auto checked = co_await async_check_layout(client, *registry_opts);
+          if (checked || checked.error() == errc::closed) co_return;
+          if (is_retryable(checked.error().code)) {
+            check_log.warn("layout_check_skipped",
+                           {{"error", checked.error().what()},
+                            {"remedy", "the check runs again at the next start"}});
+            co_return;
+          }
+          check_log.error("layout_check_failed",
+                          {{"error", checked.error().what()},
+                           {"remedy", "fix --layout or --shards; the watchdog stops"}});
+          exit_code = kExitUsage;
+          sup.stop();
+        },
+        asio::detached);
 
     asio::co_spawn(
         io,
@@ -176,11 +225,12 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
           log.with_component("watchdog").info("watchdog_stopped",
                                               {{"sweeps", dog.sweeps_completed()}});
           if (metrics_endpoint) metrics_endpoint->stop();
-          conn.close();
+          if (conn) conn->close();
+          if (cluster) cluster->close();
         },
         asio::detached);
     io.run();
-    return kExitOk;
+    return exit_code;
   };
 });
 

@@ -45,12 +45,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"compat", "sharded"}))
       ->capture_default_str();
   app.add_option("--prefix", globals.prefix, "Key prefix")->capture_default_str();
+  app.add_option("--shards", globals.shards,
+                 "Shards of the sharded layout; stored in Redis on first use, and every client "
+                 "must use the same number")
+      ->capture_default_str();
   app.add_option("--log-format", globals.log_format, "Log format: logfmt or json")
       ->check(CLI::IsMember({"logfmt", "json"}))
       ->capture_default_str();
-  app.add_option("--log-level", globals.log_level, "Minimum log level: debug, info, warn, error")
-      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
-      ->capture_default_str();
+  app.add_option("--log-level", globals.log_level,
+                 "Minimum log level: debug, info, warn, error (default: info for watchdog and "
+                 "demo, error for the other commands)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 
   auto& commands = command_list();
   std::stable_sort(commands.begin(), commands.end(),

@@ -25,10 +25,17 @@ int report_error(const error& e);
 result<registry_options> make_registry_options(const global_options& globals);
 
 // Parses the Redis URL of the global options, connects, waits until the
-// connection is ready and runs `body` on it. Returns body's exit code, or
-// reports the connection error.
+// connection is ready and runs `body` on it: on the connection, or on a
+// redis::cluster_client when the server runs in cluster mode. Returns
+// body's exit code, or reports the connection error.
 int run_with_redis(const global_options& globals,
                    const std::function<asio::awaitable<int>(redis::client&)>& body);
+
+// As run_with_redis(), after async_check_layout(): the compat layout on a
+// Redis Cluster and a shard count that differs from the stored one end the
+// command with kExitUsage before `body` runs.
+int run_with_layout(const global_options& globals, const registry_options& options,
+                    const std::function<asio::awaitable<int>(redis::client&)>& body);
 
 // Prints a JSON value on one line to stdout.
 void print_json(const boost::json::value& value);

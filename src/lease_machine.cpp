@@ -1,11 +1,15 @@
-// The lease's pure part: options, timing and the state machine. No I/O.
+// The lease's pure part: options, tokens, timing and the state machine. No I/O.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include <fmt/chrono.h>
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
 
 #include "tracewatch/lease.hpp"
 
@@ -14,9 +18,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Bounds of lease_options::lease. Below 10 ms one round trip to Redis may
-// take the whole lease; above a day a crashed leader blocks the fleet for
-// longer than any sweep schedule makes sense.
+// Bounds of lease_options::lease. Below 10 ms, one round trip to Redis may
+// take the whole lease. Above a day, a crashed leader would stop sweeping
+// for longer than any useful sweep schedule.
 constexpr milliseconds kMinLease{10};
 constexpr milliseconds kMaxLease = std::chrono::hours(24);
 
@@ -36,7 +40,8 @@ result<void> validate(const lease_options& options) {
   }
   if (options.lease < kMinLease || options.lease > kMaxLease) {
     return error(errc::invalid_argument,
-                 fmt::format("lease of {} is out of range; set --lease-s between {} and {}",
+                 fmt::format("lease of {} is out of range ({} to {}); set --lease-s to a "
+                             "value in that range",
                              options.lease, kMinLease, kMaxLease));
   }
   if (!(options.renew_fraction > 0.0 && options.renew_fraction < 1.0)) {
@@ -58,6 +63,24 @@ std::string lease_key(std::string_view prefix) {
   std::string key(prefix);
   key += ":watchdog:leader";
   return key;
+}
+
+std::string make_lease_token() {
+  std::array<unsigned char, 16> bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    std::array<char, 256> reason{};
+    ERR_error_string_n(ERR_get_error(), reason.data(), reason.size());
+    throw std::runtime_error(
+        fmt::format("OpenSSL RAND_bytes failed to make a lease token: {}", reason.data()));
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  token.reserve(bytes.size() * 2);
+  for (unsigned char byte : bytes) {
+    token += kHex[byte >> 4];
+    token += kHex[byte & 0x0f];
+  }
+  return token;
 }
 
 std::string_view token_prefix(std::string_view token) noexcept { return token.substr(0, 8); }
@@ -225,8 +248,9 @@ lease_change lease_machine::on_campaign_result(campaign_outcome outcome, time_po
       return {};
 
     case campaign_outcome::unknown:
-      // SET may have stored our token; delete it before the next campaign,
-      // which uses a new token, or nobody could win until it expires.
+      // SET may have stored our token. Delete it before the next campaign,
+      // which uses a new token, because otherwise no instance could win
+      // until it expires.
       ++stats_.campaign_failures;
       release_pending_ = true;
       release_at_ = now;
@@ -245,7 +269,7 @@ lease_change lease_machine::on_renew_result(renew_outcome outcome, time_point se
 
   if (role_ != lease_role::leader) {
     // Stepped down while this renewal was in flight. If it ran, the key
-    // holds our token again; delete it so that the next term starts soon.
+    // contains our token again, so delete it and let the next term start soon.
     if (outcome == renew_outcome::renewed || outcome == renew_outcome::unknown) {
       release_pending_ = true;
       release_at_ = now;
@@ -277,7 +301,7 @@ lease_change lease_machine::on_renew_result(renew_outcome outcome, time_point se
   return {};
 }
 
-void lease_machine::on_release_done(time_point /*now*/) noexcept { release_pending_ = false; }
+void lease_machine::on_release_done() noexcept { release_pending_ = false; }
 
 lease_change lease_machine::resign(time_point now) {
   // The caller deletes the key itself, which also covers a pending release.

@@ -42,7 +42,9 @@ std::uint16_t pick_free_port() {
   return port;
 }
 
-// Sends PING over the unix socket with a blocking client; true on +PONG.
+// Sends PING over the unix socket with a blocking client; true on +PONG, or
+// on -NOAUTH from a server started with --requirepass (it is up, and only
+// the caller knows the password).
 bool answers_ping(const std::string& socket_path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
@@ -57,7 +59,8 @@ bool answers_ping(const std::string& socket_path) {
     if (::write(fd, kPing, sizeof kPing - 1) == static_cast<ssize_t>(sizeof kPing - 1)) {
       char buf[16] = {};
       ssize_t n = ::read(fd, buf, sizeof buf - 1);
-      ok = n >= 5 && std::string_view(buf, 5) == "+PONG";
+      const std::string_view answer(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
+      ok = answer.starts_with("+PONG") || answer.starts_with("-NOAUTH");
     }
   }
   ::close(fd);

@@ -71,9 +71,8 @@ registry::registry(redis::client& client, registry_options options)
   index_kind_ = layout_->index() == index_kind::sorted_set ? "zset" : "set";
 }
 
-asio::awaitable<result<double>> registry::async_create(std::string_view id_text,
-                                                       std::string_view state,
-                                                       const metadata& fields) {
+asio::awaitable<result<double>> registry::async_create(std::string id_text, std::string state,
+                                                       metadata fields) {
   // Validate everything before anything is sent.
   auto id = canonical_id(id_text);
   if (!id) co_return id.error();
@@ -103,8 +102,8 @@ asio::awaitable<result<double>> registry::async_create(std::string_view id_text,
   co_return *created_at;
 }
 
-asio::awaitable<result<std::string>> registry::async_advance(std::string_view id_text,
-                                                             std::string_view state) {
+asio::awaitable<result<std::string>> registry::async_advance(std::string id_text,
+                                                             std::string state) {
   auto id = canonical_id(id_text);
   if (!id) co_return id.error();
   if (auto valid = validate_intermediate_state(state); !valid) co_return valid.error();
@@ -130,19 +129,20 @@ asio::awaitable<result<std::string>> registry::async_advance(std::string_view id
   }
 }
 
-asio::awaitable<result<finish_outcome>> registry::async_complete(std::string_view id) {
-  co_return co_await async_finish(id, kStateCompleted, {});
+asio::awaitable<result<finish_outcome>> registry::async_complete(std::string id) {
+  co_return co_await async_finish(std::move(id), std::string(kStateCompleted), {});
 }
 
-asio::awaitable<result<finish_outcome>> registry::async_fail(std::string_view id,
-                                                             std::string_view reason) {
+asio::awaitable<result<finish_outcome>> registry::async_fail(std::string id,
+                                                             std::string reason) {
   if (auto valid = validate_reason(reason); !valid) co_return valid.error();
-  co_return co_await async_finish(id, kStateErrored, reason.empty() ? "failed" : reason);
+  if (reason.empty()) reason = "failed";
+  co_return co_await async_finish(std::move(id), std::string(kStateErrored), std::move(reason));
 }
 
-asio::awaitable<result<finish_outcome>> registry::async_finish(std::string_view id_text,
-                                                               std::string_view state,
-                                                               std::string_view reason) {
+asio::awaitable<result<finish_outcome>> registry::async_finish(std::string id_text,
+                                                               std::string state,
+                                                               std::string reason) {
   auto id = canonical_id(id_text);
   if (!id) co_return id.error();
 
@@ -158,7 +158,7 @@ asio::awaitable<result<finish_outcome>> registry::async_finish(std::string_view 
 
   switch (status->code) {
     case kScriptApplied:
-      co_return finish_outcome{true, std::string(state), status->text};
+      co_return finish_outcome{true, state, status->text};
     case kScriptTerminal:
       co_return finish_outcome{false, status->text, {}};
     case kScriptNotFound:
@@ -168,7 +168,7 @@ asio::awaitable<result<finish_outcome>> registry::async_finish(std::string_view 
   }
 }
 
-asio::awaitable<result<trace_info>> registry::async_get(std::string_view id_text) {
+asio::awaitable<result<trace_info>> registry::async_get(std::string id_text) {
   auto id = canonical_id(id_text);
   if (!id) co_return id.error();
 

@@ -49,7 +49,7 @@ std::string format_cursor(const scan_position& pos, std::uint32_t index_count) {
 
 }  // namespace
 
-asio::awaitable<result<trace_page>> registry::async_list_active(std::string_view cursor_text,
+asio::awaitable<result<trace_page>> registry::async_list_active(std::string cursor_text,
                                                                 std::uint32_t count) {
   const std::uint32_t indexes = layout_->index_count();
   auto pos = parse_cursor(cursor_text, indexes);

@@ -131,9 +131,12 @@ asio::awaitable<result<sweep_summary>> sweeper::async_sweep(std::function<bool()
   sweep_summary summary;
   const auto started = std::chrono::steady_clock::now();
 
-  result<void> walked = layout_->index() == index_kind::sorted_set
-                            ? co_await async_sweep_sorted(summary, should_stop)
-                            : co_await async_sweep_set(summary, should_stop);
+  result<void> walked;
+  if (layout_->index() == index_kind::sorted_set) {
+    walked = co_await async_sweep_sorted(summary, should_stop);
+  } else {
+    walked = co_await async_sweep_set(summary, should_stop);
+  }
   summary.duration = std::chrono::steady_clock::now() - started;
   if (!walked) {
     log_.warn("sweep_failed", {{"error", walked.error().what()},
@@ -194,6 +197,11 @@ asio::awaitable<result<void>> sweeper::async_sweep_sorted(sweep_summary& summary
 
   auto worker = [&]() -> asio::awaitable<void> {
     while (first_error && next_shard < shards && !summary.stopped_early) {
+      // Between shards is between batches too: check the stop predicate.
+      if (next_shard > 0 && should_stop()) {
+        summary.stopped_early = true;
+        break;
+      }
       std::uint32_t shard = next_shard++;
       auto done = co_await async_sweep_shard(shard, summary, should_stop);
       if (!done && first_error) first_error = done.error();

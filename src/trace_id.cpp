@@ -7,6 +7,10 @@
 
 #include <fmt/format.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace tracewatch {
 namespace {
 
@@ -50,12 +54,37 @@ inline void write_hex64(std::uint64_t value, char* out) noexcept {
   }
 }
 
+// Writes the 32 hex digits of `high` then `low`.
+inline void write_hex128(std::uint64_t high, std::uint64_t low, char* out) noexcept {
+#if defined(__SSE2__)
+  // All 32 digits at once: split each byte into its two nibbles, interleave
+  // them in text order, and map 0-9 to '0'-'9' and 10-15 to 'a'-'f'.
+  const __m128i bytes = _mm_set_epi64x(static_cast<long long>(__builtin_bswap64(low)),
+                                       static_cast<long long>(__builtin_bswap64(high)));
+  const __m128i low_nibble_mask = _mm_set1_epi8(0x0F);
+  const __m128i high_nibbles = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_nibble_mask);
+  const __m128i low_nibbles = _mm_and_si128(bytes, low_nibble_mask);
+  auto to_ascii = [](__m128i nibbles) {
+    const __m128i above_nine = _mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9));
+    const __m128i digits = _mm_add_epi8(nibbles, _mm_set1_epi8('0'));
+    return _mm_add_epi8(digits, _mm_and_si128(above_nine, _mm_set1_epi8('a' - '0' - 10)));
+  };
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   to_ascii(_mm_unpacklo_epi8(high_nibbles, low_nibbles)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 16),
+                   to_ascii(_mm_unpackhi_epi8(high_nibbles, low_nibbles)));
+#else
+  write_hex64(high, out);
+  write_hex64(low, out + 16);
+#endif
+}
+
 // Returns `text` quoted for an error message: printable ASCII as is, other
 // bytes as \xNN, shortened after kMaxQuotedInput bytes.
 std::string quote_input(std::string_view text) {
   std::string quoted = "\"";
-  const std::size_t shown = std::min(text.size(), kMaxQuotedInput);
-  for (std::size_t i = 0; i < shown; ++i) {
+  const std::size_t quoted_size = std::min(text.size(), kMaxQuotedInput);
+  for (std::size_t i = 0; i < quoted_size; ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c == '"' || c == '\\') {
       quoted += '\\';
@@ -67,7 +96,7 @@ std::string quote_input(std::string_view text) {
     }
   }
   quoted += '"';
-  if (shown < text.size()) quoted += fmt::format(" (shortened, {} bytes in all)", text.size());
+  if (quoted_size < text.size()) quoted += fmt::format(" (shortened, {} bytes in all)", text.size());
   return quoted;
 }
 
@@ -162,8 +191,8 @@ result<trace_id> trace_id::parse(std::string_view text) {
                                              text.size(), kTextSize));
   }
 
-  // Fast path: gather the 32 digits without the hyphens and decode them;
-  // on any failure, find_canonical_problem() names the first bad character.
+  // Fast path: gather the 32 digits without the hyphens and decode them.
+  // On any failure, find_canonical_problem() names the first bad character.
   char digits[32];
   std::memcpy(digits, text.data(), 8);
   std::memcpy(digits + 8, text.data() + 9, 4);
@@ -202,8 +231,7 @@ result<trace_id> trace_id::parse_w3c_trace_id(std::string_view text) {
 
 void trace_id::format_to(std::span<char, kTextSize> out) const noexcept {
   char hex[32];
-  write_hex64(high_, hex);
-  write_hex64(low_, hex + 16);
+  write_hex128(high_, low_, hex);
   char* dst = out.data();
   std::memcpy(dst, hex, 8);
   dst[8] = '-';
@@ -223,8 +251,7 @@ std::string trace_id::to_string() const {
 }
 
 void trace_id::format_w3c_trace_id_to(std::span<char, kW3cTraceIdSize> out) const noexcept {
-  write_hex64(high_, out.data());
-  write_hex64(low_, out.data() + 16);
+  write_hex128(high_, low_, out.data());
 }
 
 std::string trace_id::to_w3c_trace_id() const {

@@ -12,9 +12,9 @@
 // last successful campaign or renewal was *sent*, plus the lease. The key
 // cannot expire in Redis before that moment (Redis set its TTL after the
 // request left this process), so when clocks run at the same rate no other
-// instance can hold the key while is_leader() returns true. A process that
-// was paused (SIGSTOP, a long GC-like stall) past its deadline sees
-// is_leader() return false as soon as it runs again, before any reply.
+// instance can hold the key while is_leader() returns true. In a process
+// that was paused (SIGSTOP, a long stall) past its deadline, is_leader()
+// returns false as soon as the process runs again, before any reply.
 //
 // A leader steps down when a renewal is rejected (the key expired or holds
 // another token), when a renewal fails (a Redis error: the lease can no
@@ -53,6 +53,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "tracewatch/error.hpp"
+#include "tracewatch/log_rate_limiter.hpp"
 #include "tracewatch/logger.hpp"
 #include "tracewatch/redis/connection.hpp"
 #include "tracewatch/redis/reply.hpp"
@@ -70,19 +71,19 @@ struct lease_options {
 
   // How long the key lives without a renewal (`--lease-s`). The default of
   // 30 s is six times the default Redis request timeout (5 s), so a renewal
-  // that times out still fails before the deadline, and a tenth of the
-  // default sweep interval (300 s), so a failover delays at most a tenth of
-  // one sweep period. A crashed leader is replaced about one lease after its
-  // last renewal.
+  // that times out still fails before the deadline. It is also a tenth of
+  // the default sweep interval (300 s), so a failover delays sweeping by at
+  // most a tenth of a period. A crashed leader is replaced about one lease
+  // after its last renewal.
   std::chrono::milliseconds lease{std::chrono::seconds(30)};
 
   // Renew after this fraction of the lease: 1/3 leaves time for two more
   // attempts of the same length before the deadline.
   double renew_fraction = 1.0 / 3.0;
 
-  // How often a follower campaigns. Zero means a third of the lease. A
-  // follower that sees the key's remaining TTL campaigns when it ends, if
-  // that comes sooner.
+  // How often a follower campaigns. Zero means a third of the lease. When
+  // a campaign's reply shows that the holder's key expires sooner, the
+  // follower campaigns again at that time instead.
   std::chrono::milliseconds retry_interval{0};
 };
 
@@ -128,26 +129,26 @@ enum class lease_action : std::uint8_t {
   release,   // compare-and-DEL of a token this instance may still hold
 };
 
-// Why a leader stepped down.
+// The reason a leader stepped down.
 enum class lease_loss_reason : std::uint8_t {
-  renew_rejected,   // the key expired or holds another token
+  renew_rejected,   // the key expired or contains another token
   renew_failed,     // the renewal returned a Redis or connection error
   deadline_passed,  // no renewal was confirmed before the local deadline
   released,         // the owner released the lease (shutdown)
 };
 
-// How a campaign ended, from the reply to SET NX.
+// The outcome of a campaign, from the reply to SET NX.
 enum class campaign_outcome : std::uint8_t {
   acquired,  // SET returned OK: the key is ours
-  held,      // SET returned nil: another token holds the key
+  held,      // SET returned nil: the key contains another token
   failed,    // an error before SET ran: an error reply, or the request was never sent
   unknown,   // the connection broke or timed out after sending: SET may have run
 };
 
-// How a renewal ended, from the reply to the compare-and-PEXPIRE script.
+// The outcome of a renewal, from the reply to the compare-and-PEXPIRE script.
 enum class renew_outcome : std::uint8_t {
   renewed,   // the key held our token and has a fresh TTL
-  rejected,  // the key is gone or holds another token
+  rejected,  // the key is gone or contains another token
   failed,    // an error before the script ran: an error reply, or never sent
   unknown,   // the connection broke or timed out after sending: PEXPIRE may have run
 };
@@ -162,7 +163,7 @@ struct lease_step {
   std::chrono::steady_clock::time_point at{};
 };
 
-// What one input changed: nothing, an election, or a loss with its reason.
+// The effect of one input: nothing, an election, or a loss with its reason.
 struct lease_change {
   enum class kind : std::uint8_t { none, elected, lost };
   kind type = kind::none;
@@ -185,8 +186,8 @@ struct lease_stats {
 };
 
 // The lease's decisions, without I/O. Time is an input: every call takes
-// `now` (and the time the answered request was sent), so a test drives the
-// machine with a fake clock.
+// `now`, and a reply also takes the time its request was sent, so a test
+// drives the machine with a fake clock.
 //
 // The machine expects one request in flight at a time: the caller asks
 // next_step(), waits until its time, sends it, and passes the reply to the
@@ -213,15 +214,15 @@ class lease_machine {
   // The local deadline of the current term; time_point::min() when follower.
   time_point deadline() const noexcept;
 
-  // The next request and when it is due. A leader renews; a follower
-  // releases first when a token of its own may still sit in the key, and
+  // The next request and when it is due. A leader renews. A follower
+  // releases first when the key may still contain a token of its own, and
   // campaigns otherwise. A time in the past means "now".
   lease_step next_step() const noexcept;
 
   // The reply to a campaign sent at `sent_at`. `holder_ttl` is the key's
-  // remaining TTL read in the same request (PTTL); when it is known and
-  // shorter than the retry interval, the next campaign is due when it ends.
-  // A negative TTL (no expiry, or no key) is ignored.
+  // remaining TTL, read by PTTL in the same request. When it is shorter
+  // than the retry interval, the next campaign is due when it ends. A
+  // negative TTL (no expiry, or no key) is ignored.
   // Returns kind::elected when this instance became leader. An acquisition
   // whose deadline already passed when the reply came is not an election:
   // the key is released and the machine campaigns again.
@@ -231,12 +232,12 @@ class lease_machine {
   // The reply to a renewal sent at `sent_at`. Returns kind::lost with the
   // reason when the leader steps down. A reply that arrives after the
   // machine already stepped down only schedules a release when the key may
-  // hold our token again.
+  // contain our token again.
   lease_change on_renew_result(renew_outcome outcome, time_point sent_at, time_point now);
 
   // The release requested by next_step() completed (successfully or not; a
   // failed release leaves the key to expire).
-  void on_release_done(time_point now) noexcept;
+  void on_release_done() noexcept;
 
   // Steps down when the deadline has passed. Returns kind::lost with
   // lease_loss_reason::deadline_passed when it did.
@@ -273,8 +274,8 @@ class lease_machine {
 // errc::connection_lost, errc::timeout and errc::closed.
 bool request_may_have_run(const error& e) noexcept;
 
-// Reads the replies to `SET NX PX` and `PTTL`: OK is acquired, nil is held,
-// an error reply is failed. Exposed for tests.
+// Reads the reply to `SET NX PX`: OK is acquired, nil is held, and an error
+// reply is failed. Exposed for tests.
 campaign_outcome classify_campaign_reply(const redis::reply& set_reply) noexcept;
 
 // Reads the reply to the compare-and-PEXPIRE script: integer 1 is renewed,
@@ -311,8 +312,9 @@ class leader_lease {
   leader_lease& operator=(const leader_lease&) = delete;
 
   // Campaigns, renews while leader, steps down and campaigns again, until
-  // stop() is called or the operation is cancelled (any cancellation type,
-  // for example through asio::bind_cancellation_slot or the || operator).
+  // stop() is called or the operation gets a terminal cancellation (the
+  // type that a coroutine lets through by default), for example from
+  // asio::bind_cancellation_slot or the || operator of awaitable_operators.
   // It then returns at once, even with a request in flight, whose reply is
   // dropped. Redis errors never end it: they are logged and retried.
   //
@@ -334,9 +336,9 @@ class leader_lease {
 
   // Steps down (is_leader() turns false before anything is sent, and
   // on_lost runs with lease_loss_reason::released if this instance was
-  // leader), then deletes the key only if it still holds this instance's
-  // token. Returns true when the key was deleted, false when it was absent
-  // or held by another token, or the Redis error.
+  // leader), then deletes the key only if it still contains this
+  // instance's token. Returns true when the key was deleted, false when it
+  // was absent or contained another token, or the Redis error.
   // REQUIRES: async_run() is not running.
   asio::awaitable<result<bool>> async_release();
 
@@ -345,33 +347,36 @@ class leader_lease {
   const lease_timing& timing() const noexcept { return machine_.timing(); }
 
  private:
-  struct in_flight_exec;
-  struct in_flight_eval;
+  using clock = lease_machine::clock;
+  using time_point = lease_machine::time_point;
 
   asio::awaitable<void> async_campaign();
   asio::awaitable<void> async_renew();
   asio::awaitable<void> async_release_stale();
 
-  // Waits until `at`, waking at the deadline to step down meanwhile.
-  // Returns false when the run was stopped.
-  asio::awaitable<bool> async_wait_until(lease_machine::time_point at);
-  // Run a request in a coroutine of its own, so that stopping async_run()
-  // never cancels a request on the shared connection, and wait for its
-  // reply, stepping down at the deadline meanwhile. Return nullopt when the
+  // Sleeps until `at`. Returns false when the run was stopped meanwhile.
+  asio::awaitable<bool> async_sleep_until(time_point at);
+  // Waits until `done()` returns true. The coroutine carrying the request
+  // cancels `wake` when its reply is in. Wakes at the deadline meanwhile, so that a
+  // leader whose renewal is late steps down on time. Returns false when the
   // run was stopped first.
-  asio::awaitable<std::optional<result<std::vector<redis::reply>>>> async_exec_tracked(
-      redis::request req);
-  asio::awaitable<std::optional<result<redis::reply>>> async_eval_tracked(
-      const redis::script& script, std::string arg1, std::string arg2);
-  template <class State>
-  asio::awaitable<bool> async_wait_reply(State& state);
+  asio::awaitable<bool> async_wait_for_reply(asio::steady_timer& wake,
+                                             const std::function<bool()>& done);
+  asio::awaitable<bool> async_stop_requested() const;
 
-  bool stop_requested();
-  bool stop_requested_now() const noexcept;
+  // Applies a change of the machine: publishes is_leader() and the stats,
+  // logs, and runs the callbacks. `error_text` is the cause of a loss, if any.
   void apply(const lease_change& change, std::string_view error_text = {});
   void publish();
-  void note_campaign_error(const error& e);
-  void rotate_token();
+  // Logs a failed request: at most one line per request kind and
+  // kErrorLogInterval, which counts the lines suppressed before it.
+  void note_request_error(std::string_view request, const error& e);
+  // Logs the first success after failed requests.
+  void note_request_ok();
+
+  // Campaigns repeat every retry interval while Redis is down; one line a
+  // minute is enough to show that the outage goes on.
+  static constexpr std::chrono::seconds kErrorLogInterval{60};
 
   redis::client& client_;
   lease_options options_;
@@ -385,11 +390,13 @@ class leader_lease {
   bool running_ = false;
   bool stop_requested_ = false;
   asio::steady_timer* waiting_timer_ = nullptr;
-  std::uint64_t campaign_errors_unlogged_ = 0;
-  lease_machine::time_point campaign_error_logged_at_{};
+
+  // Failed requests since the last success, and the limiter of their log lines.
+  std::uint64_t errors_in_streak_ = 0;
+  log_rate_limiter error_log_limiter_;
 
   // Published for is_leader() and stats() on other threads.
-  std::atomic<lease_machine::clock::rep> leader_deadline_;
+  std::atomic<clock::rep> leader_deadline_;
   mutable std::mutex stats_mutex_;
   lease_stats stats_snapshot_;
 };

@@ -15,6 +15,9 @@
 //   auto done = co_await reg.async_complete(id);
 //   // done->applied == true, done->state == "COMPLETED"
 //
+// Coroutine arguments are taken by value, so a call may be returned from a
+// lambda or stored before it is awaited without dangling.
+//
 // Thread safety: a registry is as thread-safe as its client; it holds no
 // mutable state of its own. Cancelling an awaiting coroutine after its
 // script was sent does not undo the script.
@@ -88,43 +91,42 @@ class registry {
   // Errors: invalid_trace_id, invalid_argument, reserved_field,
   // limit_exceeded (nothing written); trace_exists (nothing changed);
   // connection errors from the client.
-  asio::awaitable<result<double>> async_create(std::string_view id, std::string_view state,
-                                               const metadata& fields = {});
+  asio::awaitable<result<double>> async_create(std::string id, std::string state,
+                                               metadata fields = {});
 
   // Moves a trace to a non-terminal state and writes updated_at. Returns the
   // previous state. Errors: trace_not_found; already_terminal (with the
   // terminal state in the message); input and connection errors.
-  asio::awaitable<result<std::string>> async_advance(std::string_view id, std::string_view state);
+  asio::awaitable<result<std::string>> async_advance(std::string id, std::string state);
 
   // Sets COMPLETED and finished_at, applies the terminal TTL and removes the
   // id from the index. When the trace is finished already, nothing changes
   // and the outcome says which state won (applied == false).
   // Errors: trace_not_found (the id is still removed from the index);
   // input and connection errors.
-  asio::awaitable<result<finish_outcome>> async_complete(std::string_view id);
+  asio::awaitable<result<finish_outcome>> async_complete(std::string id);
 
   // As async_complete(), with ERRORED and `error` set to `reason` (or
   // "failed" when empty).
-  asio::awaitable<result<finish_outcome>> async_fail(std::string_view id,
-                                                     std::string_view reason = {});
+  asio::awaitable<result<finish_outcome>> async_fail(std::string id,
+                                                     std::string reason = {});
 
   // Reads every field and the remaining TTL. Errors: trace_not_found.
-  asio::awaitable<result<trace_info>> async_get(std::string_view id);
+  asio::awaitable<result<trace_info>> async_get(std::string id);
 
   // The number of ids in the index (all shards).
   asio::awaitable<result<std::uint64_t>> async_count_active();
 
   // One page of ids from the index, about `count` of them.
-  asio::awaitable<result<trace_page>> async_list_active(std::string_view cursor = "0",
+  asio::awaitable<result<trace_page>> async_list_active(std::string cursor = "0",
                                                         std::uint32_t count = 100);
 
   // Scans the whole index in batches and tallies states and ages.
   asio::awaitable<result<registry_stats>> async_stats();
 
  private:
-  asio::awaitable<result<finish_outcome>> async_finish(std::string_view id,
-                                                       std::string_view state,
-                                                       std::string_view reason);
+  asio::awaitable<result<finish_outcome>> async_finish(std::string id, std::string state,
+                                                       std::string reason);
 
   redis::client& client_;
   registry_options options_;

@@ -37,14 +37,14 @@ enum class uuid_variant {
 
 // A UUID used as a trace id. Any version parses, because the reference
 // Python module writes version-4 ids on Python 3.11 and older, and those
-// traces must stay readable; tracewatch itself only generates version 7.
+// traces must stay readable. tracewatch itself only generates version 7.
 //
 // The value is 16 bytes in network order. Comparison is byte by byte, which
 // for version-7 ids is creation order (the timestamp comes first) and is also
 // the order of the canonical text. A default-constructed trace_id is the nil
 // UUID 00000000-0000-0000-0000-000000000000.
 //
-// Thread safety: a plain value; distinct objects may be used concurrently.
+// Thread safety: a plain value. Distinct objects may be used concurrently.
 class trace_id {
  public:
   static constexpr std::size_t kSize = 16;             // bytes
@@ -63,14 +63,14 @@ class trace_id {
   // Parses the canonical text form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx:
   // exactly 36 characters, hex digits in groups of 8-4-4-4-12 joined by '-'.
   // Uppercase hex digits are accepted because RFC 9562 section 4 makes the
-  // text case-insensitive on input; to_string() always writes lowercase, so
+  // text case-insensitive on input. to_string() always writes lowercase, so
   // callers that key storage by id must key it by to_string(), never by the
   // input text. Any version and variant parses (see version()).
   //
   // Returns errc::invalid_trace_id for anything else: other lengths, braces,
   // a "urn:uuid:" prefix, the 32-digit form without hyphens, whitespace or
   // a non-hex character. The message quotes the input (escaped, shortened
-  // past 64 characters), says what is wrong, and shows the expected form.
+  // past 64 characters), states what is wrong, and shows the expected form.
   static result<trace_id> parse(std::string_view text);
 
   // Parses the trace-id field of a W3C Trace Context `traceparent` header:
@@ -94,7 +94,7 @@ class trace_id {
   constexpr bool is_nil() const noexcept { return high_ == 0 && low_ == 0; }
 
   // The creation time stored in the first 48 bits (Unix milliseconds).
-  // Meaningful only when is_v7(); for other versions these bits are not a time.
+  // Meaningful only when is_v7(), because other versions keep no time there.
   constexpr std::chrono::sys_time<std::chrono::milliseconds> timestamp() const noexcept {
     return std::chrono::sys_time<std::chrono::milliseconds>(
         std::chrono::milliseconds(static_cast<std::int64_t>(high_ >> 16)));
@@ -124,10 +124,10 @@ class trace_id {
 };
 
 // Returns a new UUIDv7 from this thread's generator. Ids from one thread
-// are strictly increasing; ids from different threads and processes are
+// are strictly increasing. Ids from different threads and processes are
 // unique with overwhelming probability (see id_generator.hpp).
 //
-// Thread safety: any thread, no lock; each thread owns its generator state,
+// Thread safety: any thread, no lock. Each thread owns its generator state,
 // created on the thread's first call and freed when the thread exits.
 // Throws std::runtime_error only if the operating system random source fails.
 trace_id new_trace_id();

@@ -101,7 +101,7 @@ class SweeperTest : public RedisClientTest, public ::testing::WithParamInterface
   sweep_summary sweep(sweeper& s) {
     auto summary = run([&]() { return s.async_sweep(); });
     EXPECT_TRUE(summary) << summary.error().what();
-    return summary.value_or(sweep_summary{});
+    return summary ? *summary : sweep_summary{};
   }
 
   registry_options options_;
@@ -112,7 +112,7 @@ class SweeperTest : public RedisClientTest, public ::testing::WithParamInterface
 
 INSTANTIATE_TEST_SUITE_P(Layouts, SweeperTest,
                          ::testing::Values(layout_kind::compat, layout_kind::sharded),
-                         [](const auto& info) { return std::string(to_string(info.param)); });
+                         [](const auto& param_info) { return std::string(to_string(param_info.param)); });
 
 TEST_P(SweeperTest, SummaryCountsEveryKind) {
   std::string live = create();
@@ -265,7 +265,7 @@ class SweeperConcurrency : public SweeperTest {};
 
 INSTANTIATE_TEST_SUITE_P(Layouts, SweeperConcurrency,
                          ::testing::Values(layout_kind::compat, layout_kind::sharded),
-                         [](const auto& info) { return std::string(to_string(info.param)); });
+                         [](const auto& param_info) { return std::string(to_string(param_info.param)); });
 
 TEST_P(SweeperConcurrency, CompletionsRacingSweepsNeverLoseCompleted) {
   constexpr int kTraces = 2000;

@@ -45,6 +45,8 @@ namespace tracewatch::redis {
 
 // Guards on what a server may send. hiredis's reader trusts array headers
 // and bulk lengths; these caps are checked before it allocates for them.
+// A reply over any of them fails the requests in flight with
+// errc::protocol_error and resets the connection.
 struct parser_limits {
   std::size_t max_array_elements = 1u << 20;   // elements in one array header
   std::size_t max_bulk_bytes = 64u << 20;      // bytes in one bulk string
@@ -65,12 +67,17 @@ struct config {
   int database = 0;
   std::string client_name = "tracewatch";
 
-  std::chrono::milliseconds connect_timeout{2000};
+  // Zero disables each of these time limits.
+  std::chrono::milliseconds connect_timeout{2000};        // connect plus handshake
   std::chrono::milliseconds request_timeout{5000};        // default per request
-  std::chrono::milliseconds health_check_interval{2000};  // PING when idle; zero disables
+  // After a whole interval with nothing read and nothing in flight, a PING
+  // goes out. No reply within one more interval resets the connection.
+  std::chrono::milliseconds health_check_interval{2000};
+  // Reconnect delays: attempt n waits a random time in
+  // [0, min(reconnect_max_delay, reconnect_min_delay * 2^n)].
   std::chrono::milliseconds reconnect_min_delay{50};
   std::chrono::milliseconds reconnect_max_delay{5000};
-  bool reconnect = true;
+  bool reconnect = true;  // false: the first failure or drop stops the connection
   parser_limits limits;
 
   // The address in URL form with any password removed, for logs and errors.
@@ -135,11 +142,22 @@ struct connection_stats {
 // A single multiplexed connection.
 //
 // Thread safety: every member function must be called from the executor
-// passed to the constructor (use a strand on a multi-threaded io_context).
-// Any number of coroutines may call async_exec() at once.
+// passed to the constructor (use a strand on a multi-threaded io_context),
+// and the coroutines that await it must run on that executor too. Any
+// number of coroutines may call async_exec() at once.
 //
-// Lifetime: the connection must outlive every coroutine that awaits it.
-// close() completes every pending request with errc::closed.
+// Lifetime: destroying the connection (or close()) completes every pending
+// request with errc::closed. The awaiting coroutines resume later, from the
+// executor, and must not touch a destroyed connection. The execution
+// context of the executor must outlive the connection.
+//
+// Cancellation: async_exec() honours the awaiting coroutine's cancellation
+// slot (as set by asio's awaitable operators or bind_cancellation_slot).
+// A request not yet written is dropped and completes with
+// std::errc::operation_canceled, for any cancellation type. A request
+// already written completes that way only on terminal cancellation: its
+// commands may still run, and its replies are read and discarded so that
+// later replies still match their requests.
 class connection final : public client {
  public:
   connection(asio::any_io_executor executor, config cfg, logger log = {});
@@ -154,24 +172,39 @@ class connection final : public client {
 
   // Waits until the connection is ready (handshake done) or `timeout`
   // passes. Returns the last connect error on timeout (errc::timeout when
-  // no attempt has finished yet), for example errc::auth_failed.
+  // no attempt has finished yet). Returns early with an error that waiting
+  // does not cure: errc::auth_failed, a rejected SELECT (server_error),
+  // errc::protocol_error, errc::tls_unsupported, errc::closed, or
+  // not_connected once reconnecting is disabled and the connection is gone.
   asio::awaitable<result<void>> async_wait_ready(std::chrono::milliseconds timeout);
 
-  // Sends `req` and returns its replies. Every call completes exactly once:
+  // Sends `req` and returns its replies. `req` must stay alive until the
+  // call completes. Every call completes exactly once:
   //   - with the replies (error replies included as values);
   //   - errc::not_connected when the request was never written and the
-  //     connection could not be established before its time limit;
+  //     connection could not be established before its time limit (the
+  //     message carries the last connect error);
   //   - errc::connection_lost when it was written but no reply arrived
   //     before the connection broke (the commands may have run);
+  //   - errc::protocol_error when the server sent invalid RESP2 or broke a
+  //     parser limit while the request was in flight; the connection is
+  //     reset;
   //   - errc::timeout when no reply arrived within `timeout` (zero means
-  //     config.request_timeout); the connection is then reset, since the
-  //     reply stream can no longer be matched;
-  //   - errc::closed after close().
+  //     config.request_timeout); the connection is then reset, because a
+  //     server that does not answer in time would hold every later reply
+  //     behind it; the other written requests get errc::connection_lost;
+  //   - errc::tls_unsupported for a rediss:// configuration;
+  //   - errc::closed after close();
+  //   - std::errc::operation_canceled when cancelled (see above).
+  // Requests not yet written when the connection drops stay queued and go
+  // out after the reconnect.
   asio::awaitable<result<std::vector<reply>>> async_exec(
       const request& req, std::string_view routing_key = {}) override;
   asio::awaitable<result<std::vector<reply>>> async_exec_for(const request& req,
                                                              std::chrono::milliseconds timeout);
 
+  // EVALSHA, then EVAL on NOSCRIPT. Errors as for async_exec(), plus
+  // errc::server_error with the server's text when the script fails.
   asio::awaitable<result<reply>> async_eval(const script& s,
                                             std::span<const std::string_view> keys,
                                             std::span<const std::string_view> args) override;
