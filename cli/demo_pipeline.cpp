@@ -58,8 +58,10 @@ asio::awaitable<void> demo_pipeline::async_run_ingress(
   for (std::uint64_t n = 0; !stopping_; ++n) {
     // Trace n is due at start + n * period. When ingress runs late, the
     // overdue traces are created back to back until it has caught up.
+    // Ingress also ends at `until` when it is behind, for example because
+    // each create waits for a Redis that went away.
     const auto due = start + period * static_cast<clock::rep>(n);
-    if (due >= until) break;
+    if (due >= until || clock::now() >= until) break;
     if (due > clock::now()) {
       ingress_timer_.expires_at(due);
       boost::system::error_code ec;

@@ -263,7 +263,7 @@ asio::awaitable<int> demo_run::async_run() {
     if (!all_reaped) {
       fmt::print(stderr,
                  "tracewatch demo: {} abandoned traces were not reaped within the drain timeout "
-                 "of {} ms; the report shows which\n",
+                 "of {} ms; check the watchdog's log lines above, or raise --drain-timeout-s\n",
                  tally_.awaiting_reap.size(), drain_timeout(settings_).count());
     }
     code = co_await async_report();
@@ -294,7 +294,9 @@ asio::awaitable<void> demo_run::async_stop_watchdogs() {
   for (auto& w : watchdogs_) w->sup.stop();
   for (auto& w : watchdogs_) {
     co_await w->sup.async_wait_stopped();
-    co_await w->dog.async_shutdown();
+    // Without a connection the release would only wait for its request
+    // timeout; the lease expires by itself after --lease-s.
+    if (w->conn.is_ready()) co_await w->dog.async_shutdown();
     w->conn.close();
   }
 }

@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -37,8 +38,8 @@ constexpr std::size_t kMaxWriteBatchBytes = 1u << 20;
 // A write buffer that grew past this for one large request is released.
 constexpr std::size_t kMaxRetainedWriteBuffer = 4u << 20;
 
-// Connect failures are logged at attempts 1, 2, 4, 8, ... so that a server
-// down for an hour does not flood the log; the others go to debug.
+// Connect failures are warnings at attempts 1, 2, 4, 8, ... and debug
+// records otherwise, so that a server down for an hour does not flood the log.
 bool worth_a_warning(unsigned attempt) { return attempt != 0 && (attempt & (attempt - 1)) == 0; }
 
 }  // namespace
@@ -205,21 +206,8 @@ asio::awaitable<result<void>> connection_impl::async_handshake() {
 asio::awaitable<void> connection_impl::read_loop() {
   const std::uint64_t session = session_id_;
   for (;;) {
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buffer_), use_nothrow);
-    if (ec) {
-      end_session(error(errc::connection_lost,
-                        ec == asio::error::eof
-                            ? fmt::format("{} closed the connection", address_)
-                            : fmt::format("reading from {} failed: {}", address_, ec.message())));
-      co_return;
-    }
-    ++reads_;
-
-    auto fed = reader_.feed(std::string_view(read_buffer_.data(), n));
-    if (!fed) {
-      end_session(fed.error());
-      co_return;
-    }
+    // Deliver every complete reply first: the handshake's last read may
+    // have left some behind.
     for (;;) {
       auto parsed = reader_.next(incoming_);
       if (!parsed) {
@@ -234,6 +222,31 @@ asio::awaitable<void> connection_impl::read_loop() {
       }
       // A completed caller may have closed the connection.
       if (!session_active_ || session_id_ != session) co_return;
+
+      // Once the completed callers have queued as many requests as are
+      // still in flight, an idle writer sends them before the rest of this
+      // read is delivered. Two half batches then alternate: the server runs
+      // one while this side completes the other, instead of both sides
+      // taking turns with one whole batch.
+      if (writer_idle_ && !queued_.empty() && queued_.size() >= in_flight_.size()) {
+        co_await asio::post(executor_, asio::use_awaitable);
+        if (!session_active_ || session_id_ != session) co_return;
+      }
+    }
+
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(read_buffer_), use_nothrow);
+    if (ec) {
+      end_session(error(errc::connection_lost,
+                        ec == asio::error::eof
+                            ? fmt::format("{} closed the connection", address_)
+                            : fmt::format("reading from {} failed: {}", address_, ec.message())));
+      co_return;
+    }
+    ++reads_;
+    auto fed = reader_.feed(std::string_view(read_buffer_.data(), n));
+    if (!fed) {
+      end_session(fed.error());
+      co_return;
     }
   }
 }
@@ -262,8 +275,8 @@ asio::awaitable<void> connection_impl::write_loop() {
       continue;
     }
 
-    // Everything queued goes out in one write; from here on each request
-    // counts as sent, since the server may run it.
+    // Queued requests go out together, up to kMaxWriteBatchBytes per write.
+    // From here on each request counts as sent, since the server may run it.
     write_buffer_.clear();
     while (!queued_.empty() && write_buffer_.size() < kMaxWriteBatchBytes) {
       pending_request* request = queued_.front();
@@ -296,7 +309,7 @@ asio::awaitable<void> connection_impl::health_loop() {
   }
 
   // A PING goes out only when a whole interval passed with nothing to read
-  // and nothing in flight; it must be answered within one interval.
+  // and nothing in flight. Its reply must arrive within one interval.
   std::uint64_t last_reads = reads_;
   for (;;) {
     health_timer_.expires_after(interval);
@@ -333,7 +346,8 @@ void connection_impl::end_session(error reason) {
   writer_wakeup_.cancel();
   health_timer_.cancel();
 
-  // The health loop waits for its PING; the session cannot end before it.
+  // The session ends only once the health loop returns, and that loop waits
+  // for its PING.
   if (health_ping_ != nullptr && health_ping_->state != pending_request::stage::done) {
     unlink(*health_ping_);
     fail(*health_ping_, session_error_);

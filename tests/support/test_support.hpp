@@ -36,7 +36,9 @@ auto run_coro(asio::io_context& io, Make make, std::chrono::seconds limit = std:
     if (std::chrono::steady_clock::now() > deadline) {
       throw std::runtime_error("coroutine did not finish within the test's hang guard");
     }
-    io.run_for(std::chrono::milliseconds(50));
+    // One handler at a time: a connection always has work pending (its
+    // reader and timers), so run_for() would use up every 50 ms slice.
+    io.run_one_for(std::chrono::milliseconds(50));
   }
   return future.get();
 }

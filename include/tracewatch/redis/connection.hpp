@@ -172,9 +172,10 @@ class connection final : public client {
 
   // Waits until the connection is ready (handshake done) or `timeout`
   // passes. Returns the last connect error on timeout (errc::timeout when
-  // no attempt has finished yet). Returns early with an error that waiting
-  // does not cure: errc::auth_failed, a rejected SELECT (server_error),
-  // errc::protocol_error, errc::tls_unsupported, errc::closed, or
+  // no attempt has finished yet). Returns early with a connect error that
+  // is_retryable() rejects, since waiting does not cure it: auth_failed, a
+  // rejected SELECT (server_error), protocol_error, invalid_argument (a
+  // socket path too long), tls_unsupported; also with errc::closed, or
   // not_connected once reconnecting is disabled and the connection is gone.
   asio::awaitable<result<void>> async_wait_ready(std::chrono::milliseconds timeout);
 
