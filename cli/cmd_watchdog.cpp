@@ -46,6 +46,7 @@ boost::json::object summary_json(const sweep_summary& s) {
       {"finished", s.finished},
       {"malformed", s.malformed},
       {"live", s.live},
+      {"skipped", s.skipped},
       {"batches", s.batches},
       {"stopped_early", s.stopped_early},
       {"duration_ms", std::chrono::duration<double, std::milli>(s.duration).count()},
@@ -57,6 +58,7 @@ const command_registration sweep_command(30, [](CLI::App& app, global_options& g
     double threshold_s = 1800;
     std::uint32_t batch_size = sweep_options{}.batch_size;
     bool json = false;
+    bool read_every_id = false;
   };
   auto args = std::make_shared<args_t>();
   auto* sub = app.add_subcommand("sweep", "Run one sweep pass now (no lease) and print its summary");
@@ -66,6 +68,9 @@ const command_registration sweep_command(30, [](CLI::App& app, global_options& g
   sub->add_option("--batch-size", args->batch_size, "Index entries per script call")
       ->capture_default_str();
   sub->add_flag("--json", args->json, "Print the summary as JSON");
+  sub->add_flag("--read-every-id", args->read_every_id,
+                "Compat layout: read every trace, also those whose UUIDv7 id says they are "
+                "younger than the threshold");
   return [&globals, args]() -> int {
     auto registry_opts = make_registry_options(globals);
     if (!registry_opts) return report_error(registry_opts.error());
@@ -74,6 +79,7 @@ const command_registration sweep_command(30, [](CLI::App& app, global_options& g
     if (!threshold) return report_error(threshold.error());
     options.threshold = *threshold;
     options.batch_size = args->batch_size;
+    options.read_every_id = args->read_every_id;
     if (auto valid = validate(options); !valid) return report_error(valid.error());
 
     logger log = make_logger(globals);
@@ -84,10 +90,10 @@ const command_registration sweep_command(30, [](CLI::App& app, global_options& g
       if (args->json) {
         print_json(summary_json(*summary));
       } else {
-        fmt::print("scanned {} orphaned {} stale {} finished {} malformed {} live {} batches {} "
-                   "duration_ms {:.1f}\n",
+        fmt::print("scanned {} orphaned {} stale {} finished {} malformed {} live {} skipped {} "
+                   "batches {} duration_ms {:.1f}\n",
                    summary->scanned, summary->orphaned, summary->stale, summary->finished,
-                   summary->malformed, summary->live, summary->batches,
+                   summary->malformed, summary->live, summary->skipped, summary->batches,
                    std::chrono::duration<double, std::milli>(summary->duration).count());
       }
       co_return kExitOk;
@@ -103,6 +109,7 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
     std::string metrics_addr = "127.0.0.1:9464";
     std::uint32_t batch_size = sweep_options{}.batch_size;
     bool cluster = false;
+    bool read_every_id = false;
   };
   auto args = std::make_shared<args_t>();
   auto* sub = app.add_subcommand(
@@ -120,6 +127,9 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
       ->capture_default_str();
   sub->add_option("--batch-size", args->batch_size, "Index entries per script call")
       ->capture_default_str();
+  sub->add_flag("--read-every-id", args->read_every_id,
+                "Compat layout: read every trace, also those whose UUIDv7 id says they are "
+                "younger than the threshold");
   sub->add_flag("--cluster", args->cluster,
                 "--redis names a seed node of a Redis Cluster (the daemon may start before "
                 "Redis, so it does not detect this itself)");
@@ -137,6 +147,7 @@ const command_registration watchdog_command(31, [](CLI::App& app, global_options
     options.interval = *interval;
     options.sweep.threshold = *threshold;
     options.sweep.batch_size = args->batch_size;
+    options.sweep.read_every_id = args->read_every_id;
     options.lease.lease = *lease;
     if (auto valid = validate(options); !valid) return report_error(valid.error());
     auto config = redis::parse_url(globals.effective_redis_url());

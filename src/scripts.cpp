@@ -75,9 +75,13 @@ return {1, current or ''}
 
 // The per-id decision shared by both sweep scripts. Malformed traces are
 // reported and left alone: the sweep does not destroy data it cannot read,
-// and the failsafe TTL still expires a malformed hash.
+// and the failsafe TTL still expires a malformed hash. With keep_missing a
+// missing hash counts as live instead of stale: the sorted sweep sets it for
+// entries younger than the failsafe TTL, whose hash cannot have expired yet.
+// On a cluster such a hash may be on its way to another node in a slot
+// migration, while its index entry is still here.
 constexpr const char* kSweepDecide = R"lua(
-local function sweep_one(index, kind, key, id, now_text, now_s, threshold, ttl, out)
+local function sweep_one(index, kind, key, id, now_text, now_s, threshold, ttl, keep_missing, out)
   -- One HMGET decides most ids; pcall turns WRONGTYPE into a value.
   local fields = redis.pcall('HMGET', key, 'state', 'created_at')
   if fields.err then
@@ -87,7 +91,11 @@ local function sweep_one(index, kind, key, id, now_text, now_s, threshold, ttl, 
   end
   local state, created = fields[1], fields[2]
   if not state and not created and redis.call('EXISTS', key) == 0 then
-    out.stale = out.stale + drop(kind, index, id)
+    if keep_missing then
+      out.live = out.live + 1
+    else
+      out.stale = out.stale + drop(kind, index, id)
+    end
     return
   end
   if state == 'COMPLETED' or state == 'ERRORED' then
@@ -126,7 +134,7 @@ local now_text, now_s = now()
 local threshold, ttl, kind = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local out = {stale = 0, finished = 0, live = 0, orphans = {}, malformed = {}}
 for i = 4, #ARGV do
-  sweep_one(KEYS[1], kind, KEYS[i - 2], ARGV[i], now_text, now_s, threshold, ttl, out)
+  sweep_one(KEYS[1], kind, KEYS[i - 2], ARGV[i], now_text, now_s, threshold, ttl, false, out)
 end
 return reply(out)
 )lua";
@@ -135,13 +143,17 @@ constexpr const char* kSweepSorted = R"lua(
 local now_text, now_s, now_ms = now()
 local threshold, ttl, limit = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local cutoff = now_ms - math.floor(threshold * 1000)
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'LIMIT', tonumber(ARGV[5]), limit)
+local expired_before = now_ms - tonumber(ARGV[6])
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. cutoff, 'WITHSCORES',
+                           'LIMIT', tonumber(ARGV[5]), limit)
 local out = {stale = 0, finished = 0, live = 0, orphans = {}, malformed = {}}
-for _, id in ipairs(ids) do
-  sweep_one(KEYS[1], 'zset', ARGV[4] .. id, id, now_text, now_s, threshold, ttl, out)
+for i = 1, #entries, 2 do
+  local id = entries[i]
+  local keep_missing = tonumber(entries[i + 1]) > expired_before
+  sweep_one(KEYS[1], 'zset', ARGV[4] .. id, id, now_text, now_s, threshold, ttl, keep_missing, out)
 end
 local r = reply(out)
-r[6] = #ids
+r[6] = #entries / 2
 r[7] = out.live + #out.malformed / 2
 return r
 )lua";

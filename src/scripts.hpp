@@ -39,7 +39,8 @@ const redis::script& sweep_batch();
 // the sweep.
 // KEYS: index key.
 // ARGV: threshold (s), terminal TTL (s), limit, trace key prefix (the id is
-//       appended), offset.
+//       appended), offset, failsafe TTL (ms). An entry whose hash is missing
+//       leaves the index only when its score is older than the failsafe TTL.
 // Returns sweep_batch()'s reply followed by the number of entries read and
 // the number of them left in the index.
 const redis::script& sweep_sorted();

@@ -2,9 +2,11 @@
 //
 // Budget: no single Redis command may block the server for more than a few
 // milliseconds, so the work is cut into batches of sweep_options::batch_size
-// ids, one script call each. The set index (compat) is walked with SSCAN;
-// the next SSCAN is sent while the current batch's script runs, so Redis
-// never waits on this process between batches. The sorted-set index
+// ids, one script call each. The set index (compat) is walked with SSCAN of
+// sweep_options::scan_count entries; ids young by their UUIDv7 time stay
+// unread (see sweeper.hpp), and the rest of each page goes to the script.
+// The next SSCAN is sent while the current page's scripts run, so Redis
+// never waits on this process between pages. The sorted-set index
 // (sharded) is read per shard with ZRANGEBYSCORE inside the script, so a
 // pass reads only the overdue entries.
 //
@@ -19,7 +21,9 @@
 
 #include "tracewatch/sweeper.hpp"
 
+#include <algorithm>
 #include <atomic>
+#include <span>
 #include <stdexcept>
 
 #include <boost/asio/co_spawn.hpp>
@@ -32,6 +36,7 @@
 #include <fmt/format.h>
 
 #include "scripts.hpp"
+#include "tracewatch/trace_id.hpp"
 
 namespace tracewatch {
 namespace {
@@ -72,13 +77,33 @@ asio::awaitable<result<scan_result>> async_scan(redis::client& client, const std
   co_return out;
 }
 
-// Runs the batch script on `ids`; an empty batch returns a nil reply.
+asio::awaitable<result<std::chrono::sys_time<std::chrono::milliseconds>>> async_server_time(
+    redis::client& client, const std::string& key) {
+  redis::request req;
+  req.push("TIME");
+  auto replies = co_await client.async_exec(req, key);
+  if (!replies) co_return replies.error();
+  const auto& r = (*replies)[0];
+  if (r.is_error()) co_return error(errc::server_error, r.str);
+  if (!r.is_array() || r.elements.size() != 2) {
+    co_return error(errc::protocol_error, "unexpected reply to TIME");
+  }
+  try {
+    const auto sec = std::stoll(r.elements[0].str);
+    const auto usec = std::stoll(r.elements[1].str);
+    co_return std::chrono::sys_time<std::chrono::milliseconds>(
+        std::chrono::milliseconds(sec * 1000 + usec / 1000));
+  } catch (const std::exception&) {
+    co_return error(errc::protocol_error, "unexpected reply to TIME: not a number");
+  }
+}
+
+// Runs the batch script on `ids`.
 asio::awaitable<result<redis::reply>> async_batch(redis::client& client, const layout& keys,
                                                   const std::string& index_key,
-                                                  const std::vector<std::string>& ids,
+                                                  std::span<const std::string> ids,
                                                   const std::string& threshold,
                                                   const std::string& ttl) {
-  if (ids.empty()) co_return redis::reply{};
   std::vector<std::string> trace_keys;
   trace_keys.reserve(ids.size());
   for (const auto& id : ids) trace_keys.push_back(keys.trace_key(id));
@@ -93,6 +118,30 @@ asio::awaitable<result<redis::reply>> async_batch(redis::client& client, const l
   co_return co_await client.async_eval(scripts::sweep_batch(), key_args, args);
 }
 
+// Runs the batch script on `ids`, at most `batch_size` ids a call, one call
+// after the other. Stops at the first error. Also stops before a call when
+// `should_stop` returns true, and then sets `stopped`. The caller's frame
+// owns `should_stop` and `stopped` until this completes.
+asio::awaitable<result<std::vector<redis::reply>>> async_batches(
+    redis::client& client, const layout& keys, const std::string& index_key,
+    std::vector<std::string> ids, std::uint32_t batch_size, std::string threshold,
+    std::string ttl, const std::function<bool()>& should_stop, bool& stopped) {
+  std::vector<redis::reply> replies;
+  std::span<const std::string> rest(ids);
+  while (!rest.empty()) {
+    if (!replies.empty() && should_stop()) {
+      stopped = true;
+      break;
+    }
+    const auto n = std::min<std::size_t>(rest.size(), batch_size);
+    auto reply = co_await async_batch(client, keys, index_key, rest.first(n), threshold, ttl);
+    if (!reply) co_return reply.error();
+    replies.push_back(std::move(*reply));
+    rest = rest.subspan(n);
+  }
+  co_return replies;
+}
+
 }  // namespace
 
 result<void> validate(const sweep_options& options) {
@@ -105,12 +154,25 @@ result<void> validate(const sweep_options& options) {
     return error(errc::invalid_argument,
                  fmt::format("invalid sweep batch size {}: use 1 to 10000", options.batch_size));
   }
+  if (options.scan_count < 1 || options.scan_count > 10000) {
+    return error(errc::invalid_argument,
+                 fmt::format("invalid sweep scan count {}: use 1 to 10000", options.scan_count));
+  }
   if (options.shard_parallelism < 1 || options.shard_parallelism > 256) {
     return error(errc::invalid_argument,
                  fmt::format("invalid shard parallelism {}: use 1 to 256",
                              options.shard_parallelism));
   }
   return {};
+}
+
+bool young_by_id_time(std::string_view id, std::chrono::sys_time<std::chrono::milliseconds> now,
+                      std::chrono::milliseconds threshold) {
+  if (id.size() != trace_id::kTextSize) return false;
+  auto parsed = trace_id::parse(id);
+  if (!parsed || !parsed->is_v7()) return false;
+  const auto minted = parsed->timestamp();
+  return minted > now - threshold && minted <= now;
 }
 
 sweeper::sweeper(redis::client& client, registry_options registry, sweep_options options,
@@ -124,6 +186,13 @@ sweeper::sweeper(redis::client& client, registry_options registry, sweep_options
   layout_ = make_layout(registry_);
   threshold_arg_ = fmt::format("{:.3f}", static_cast<double>(options_.threshold.count()) / 1000.0);
   ttl_arg_ = std::to_string(registry_.terminal_ttl.count());
+  failsafe_ms_arg_ = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(registry_.failsafe_ttl).count());
+}
+
+std::chrono::sys_time<std::chrono::milliseconds> sweeper::server_now() const {
+  return pass_server_start_ + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::steady_clock::now() - pass_steady_start_);
 }
 
 asio::awaitable<result<sweep_summary>> sweeper::async_sweep(std::function<bool()> should_stop) {
@@ -150,33 +219,55 @@ asio::awaitable<result<sweep_summary>> sweeper::async_sweep(std::function<bool()
 asio::awaitable<result<void>> sweeper::async_sweep_set(sweep_summary& summary,
                                                        const std::function<bool()>& should_stop) {
   const std::string index_key = layout_->index_key(0);
+  if (!options_.read_every_id) {
+    auto now = co_await async_server_time(client_, index_key);
+    if (!now) co_return now.error();
+    pass_server_start_ = *now;
+    pass_steady_start_ = std::chrono::steady_clock::now();
+  }
 
   // Prime the pipeline with the first page of ids.
-  auto page = co_await async_scan(client_, index_key, "0", options_.batch_size);
+  auto page = co_await async_scan(client_, index_key, "0", options_.scan_count);
   if (!page) co_return page.error();
 
   while (true) {
     std::vector<std::string> ids = std::move(page->ids);
     const bool last = page->cursor == "0";
     summary.scanned += ids.size();
+    if (!options_.read_every_id) {
+      const auto now = server_now();
+      const auto young = std::remove_if(ids.begin(), ids.end(), [&](const std::string& id) {
+        return young_by_id_time(id, now, options_.threshold);
+      });
+      summary.skipped += static_cast<std::uint64_t>(ids.end() - young);
+      ids.erase(young, ids.end());
+    }
 
-    // Run this batch and fetch the next page at the same time.
-    result<redis::reply> batch = redis::reply{};
+    // Run this page's batches and fetch the next page at the same time.
+    result<std::vector<redis::reply>> batches = std::vector<redis::reply>{};
+    bool stopped = false;
+    auto run_batches = async_batches(client_, *layout_, index_key, std::move(ids),
+                                     options_.batch_size, threshold_arg_, ttl_arg_, should_stop,
+                                     stopped);
     if (last) {
-      batch = co_await async_batch(client_, *layout_, index_key, ids, threshold_arg_, ttl_arg_);
+      batches = co_await std::move(run_batches);
     } else {
-      auto [done, next] = co_await (
-          async_batch(client_, *layout_, index_key, ids, threshold_arg_, ttl_arg_) &&
-          async_scan(client_, index_key, page->cursor, options_.batch_size));
-      batch = std::move(done);
+      auto [done, next] = co_await (std::move(run_batches) &&
+                                    async_scan(client_, index_key, page->cursor,
+                                               options_.scan_count));
+      batches = std::move(done);
       page = std::move(next);
     }
-    if (!batch) co_return batch.error();
-    if (!ids.empty()) {
+    if (!batches) co_return batches.error();
+    for (const auto& reply : *batches) {
       ++summary.batches;
-      if (auto counted = account(*batch, summary); !counted) co_return counted.error();
+      if (auto counted = account(reply, summary); !counted) co_return counted.error();
     }
 
+    if (stopped) {
+      summary.stopped_early = true;
+      co_return result<void>{};
+    }
     if (last) co_return result<void>{};
     if (!page) co_return page.error();
     if (should_stop()) {
@@ -239,7 +330,8 @@ asio::awaitable<result<void>> sweeper::async_sweep_shard(std::uint32_t shard,
   while (true) {
     std::string offset_arg = std::to_string(offset);
     std::vector<std::string_view> keys = {index_key};
-    std::vector<std::string_view> args = {threshold_arg_, ttl_arg_, limit, trace_prefix, offset_arg};
+    std::vector<std::string_view> args = {threshold_arg_, ttl_arg_,   limit,
+                                          trace_prefix,   offset_arg, failsafe_ms_arg_};
     auto reply = co_await client_.async_eval(scripts::sweep_sorted(), keys, args);
     if (!reply) co_return reply.error();
     if (!reply->is_array() || reply->elements.size() <= kReplyKept) {

@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "support/test_support.hpp"
+#include "tracewatch/id_generator.hpp"
 #include "tracewatch/registry.hpp"
 #include "tracewatch/sweeper.hpp"
 #include "tracewatch/trace_id.hpp"
@@ -60,10 +61,23 @@ class SweeperTest : public RedisClientTest, public ::testing::WithParamInterface
     return std::stod(t[0]) + std::stod(t[1]) / 1e6;
   }
 
-  std::string create(const std::string& state = "RECEIVED") {
-    std::string id = generate_trace_id();
+  // A version-7 id minted `age_s` seconds ago on the server's clock.
+  std::string id_aged(double age_s) {
+    const auto minted = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::duration<double>(server_now() - age_s)));
+    id_generator::options pinned;
+    pinned.clock = [minted] { return minted; };
+    return id_generator(pinned).next().to_string();
+  }
+
+  // Creates a trace that looks `age_s` seconds old: by its id, its
+  // created_at and its index entry.
+  std::string create(const std::string& state = "RECEIVED", double age_s = 0) {
+    std::string id = age_s > 0 ? id_aged(age_s) : generate_trace_id();
     auto created = run([&]() { return reg_->async_create(id, state, {{"platform", "test"}}); });
     EXPECT_TRUE(created) << created.error().what();
+    if (age_s > 0) age(id, age_s);
     return id;
   }
 
@@ -116,17 +130,15 @@ INSTANTIATE_TEST_SUITE_P(Layouts, SweeperTest,
 
 TEST_P(SweeperTest, SummaryCountsEveryKind) {
   std::string live = create();
-  std::string orphan = create("INFERENCE");
-  age(orphan, 4000);
-  std::string completed = create();
-  age(completed, 4000);
+  std::string orphan = create("INFERENCE", 4000);
+  std::string completed = create("RECEIVED", 4000);
   // A completed trace still indexed: written by a client that does not
   // clean its index entry, such as the reference module.
   raw().command({"HSET", keys_->trace_key(completed), "state", "COMPLETED"});
-  std::string stale = generate_trace_id();
-  index_only(stale, 4000);
-  std::string bad_created = create();
-  age(bad_created, 4000);
+  // Older than the failsafe TTL, so that its hash must have expired.
+  std::string stale = id_aged(90000);
+  index_only(stale, 90000);
+  std::string bad_created = create("RECEIVED", 4000);
   raw().command({"HSET", keys_->trace_key(bad_created), "created_at", "yesterday"});
 
   sweeper s(conn(), options_, {}, logs_.make());
@@ -137,7 +149,10 @@ TEST_P(SweeperTest, SummaryCountsEveryKind) {
   EXPECT_EQ(summary.stale, 1u);
   EXPECT_EQ(summary.finished, 1u);
   EXPECT_EQ(summary.malformed, 1u);
-  EXPECT_EQ(summary.live, GetParam() == layout_kind::compat ? 1u : 0u);
+  // The live trace is young by its id: the compat sweep leaves it unread,
+  // and the sorted index of the sharded layout does not return it.
+  EXPECT_EQ(summary.live, 0u);
+  EXPECT_EQ(summary.skipped, GetParam() == layout_kind::compat ? 1u : 0u);
   EXPECT_GE(summary.batches, 1u);
   EXPECT_GT(summary.duration.count(), 0);
   EXPECT_FALSE(summary.stopped_early);
@@ -162,9 +177,8 @@ TEST_P(SweeperTest, SummaryCountsEveryKind) {
 }
 
 TEST_P(SweeperTest, NeverMarksCompletedTraceErrored) {
-  std::string id = create();
+  std::string id = create("RECEIVED", 100000);
   ASSERT_TRUE(run([&]() { return reg_->async_complete(id); }));
-  age(id, 100000);
   index_only(id, 100000);
   sweeper s(conn(), options_);
   sweep_summary summary = sweep(s);
@@ -175,17 +189,14 @@ TEST_P(SweeperTest, NeverMarksCompletedTraceErrored) {
 }
 
 TEST_P(SweeperTest, MalformedTracesAreCountedLoggedOnceAndKept) {
-  std::string no_state = create();
-  age(no_state, 4000);
+  std::string no_state = create("RECEIVED", 4000);
   raw().command({"HDEL", keys_->trace_key(no_state), "state"});
-  std::string wrong_type = generate_trace_id();
+  std::string wrong_type = id_aged(4000);
   index_only(wrong_type, 4000);
   raw().command({"SET", keys_->trace_key(wrong_type), "not a hash"});
-  std::string nan_created = create();
-  age(nan_created, 4000);
+  std::string nan_created = create("RECEIVED", 4000);
   raw().command({"HSET", keys_->trace_key(nan_created), "created_at", "nan"});
-  std::string orphan = create();
-  age(orphan, 4000);
+  std::string orphan = create("RECEIVED", 4000);
 
   sweeper s(conn(), options_, {}, logs_.make());
   sweep_summary first = sweep(s);
@@ -207,14 +218,17 @@ TEST_P(SweeperTest, WalksManyBatches) {
   constexpr int kTraces = 1200;
   std::vector<std::string> orphans;
   for (int i = 0; i < kTraces; ++i) {
-    std::string id = create();
     if (i % 10 == 0) {
-      age(id, 4000);
-      orphans.push_back(id);
+      orphans.push_back(create("RECEIVED", 4000));
+    } else {
+      create();
     }
   }
   sweep_options small;
   small.batch_size = 100;
+  // Pages of 300 ids, each split into script calls of at most 100.
+  small.scan_count = 300;
+  small.read_every_id = true;
   sweeper s(conn(), options_, small);
   sweep_summary summary = sweep(s);
   EXPECT_EQ(summary.orphaned, orphans.size());
@@ -229,9 +243,10 @@ TEST_P(SweeperTest, WalksManyBatches) {
 }
 
 TEST_P(SweeperTest, StopPredicateEndsPassBetweenBatches) {
-  for (int i = 0; i < 300; ++i) age(create(), 4000);
+  for (int i = 0; i < 300; ++i) create("RECEIVED", 4000);
   sweep_options small;
   small.batch_size = 50;
+  small.scan_count = 50;
   small.shard_parallelism = 1;
   sweeper s(conn(), options_, small);
   auto summary = run([&]() { return s.async_sweep([] { return true; }); });
@@ -244,8 +259,7 @@ TEST_P(SweeperTest, StopPredicateEndsPassBetweenBatches) {
 }
 
 TEST_P(SweeperTest, ThresholdIsRespected) {
-  std::string young = create();
-  age(young, 10);
+  std::string young = create("RECEIVED", 10);
   sweep_options options;
   options.threshold = 60s;
   sweeper s(conn(), options_, options);
@@ -257,6 +271,66 @@ TEST_P(SweeperTest, ThresholdIsRespected) {
   summary = sweep(eager);
   EXPECT_EQ(summary.orphaned, 1u);
   EXPECT_EQ(state_of(young), "ERRORED");
+}
+
+TEST_P(SweeperTest, YoungIdsStayUnreadByDefault) {
+  // A fresh id with an old created_at: only a sweep that reads it finds an
+  // orphan. The sorted index of the sharded layout goes by created_at.
+  std::string id = create();
+  age(id, 4000);
+  sweeper s(conn(), options_);
+  sweep_summary summary = sweep(s);
+  if (GetParam() == layout_kind::compat) {
+    EXPECT_EQ(summary.skipped, 1u);
+    EXPECT_EQ(summary.orphaned, 0u);
+    EXPECT_EQ(state_of(id), "RECEIVED");
+    sweep_options every;
+    every.read_every_id = true;
+    sweeper reader(conn(), options_, every);
+    summary = sweep(reader);
+  }
+  EXPECT_EQ(summary.orphaned, 1u);
+  EXPECT_EQ(state_of(id), "ERRORED");
+}
+
+TEST_P(SweeperTest, VersionFourIdsAreAlwaysRead) {
+  // Written the way the reference module writes on Python 3.11: a uuid4 id
+  // and a client-side created_at.
+  const std::string id = "3b241101-e2bb-4255-8caf-4136c566a962";
+  raw().command({"HSET", keys_->trace_key(id), "state", "RECEIVED", "created_at",
+                 fmt::format("{:.6f}", server_now() - 4000)});
+  index_only(id, 4000);
+  sweeper s(conn(), options_);
+  sweep_summary summary = sweep(s);
+  EXPECT_EQ(summary.orphaned, 1u);
+  EXPECT_EQ(state_of(id), "ERRORED");
+}
+
+TEST_P(SweeperTest, IdsAheadOfTheServerClockAreRead) {
+  std::string id = id_aged(-3600);
+  ASSERT_TRUE(run([&]() { return reg_->async_create(id, "RECEIVED", {}); }));
+  age(id, 4000);
+  sweeper s(conn(), options_);
+  sweep_summary summary = sweep(s);
+  EXPECT_EQ(summary.orphaned, 1u);
+  EXPECT_EQ(state_of(id), "ERRORED");
+}
+
+TEST_P(SweeperTest, SortedIndexKeepsRecentMissingHash) {
+  // In a cluster slot migration the hash can move before its index entry,
+  // so the sorted sweep drops an entry without a hash only when the hash
+  // must have expired. The set index has no time to go by.
+  std::string moving = id_aged(4000);
+  index_only(moving, 4000);
+  sweeper s(conn(), options_);
+  sweep_summary summary = sweep(s);
+  if (GetParam() == layout_kind::sharded) {
+    EXPECT_EQ(summary.stale, 0u);
+    EXPECT_TRUE(in_index(moving));
+  } else {
+    EXPECT_EQ(summary.stale, 1u);
+    EXPECT_FALSE(in_index(moving));
+  }
 }
 
 // Completions racing sweeps over traces at the threshold's edge: no
@@ -271,9 +345,12 @@ TEST_P(SweeperConcurrency, CompletionsRacingSweepsNeverLoseCompleted) {
   constexpr int kTraces = 2000;
   const auto threshold = 2s;
   std::vector<std::string> ids;
-  for (int i = 0; i < kTraces; ++i) ids.push_back(create());
-  // Put every trace just below the threshold, so that it crosses it while
-  // the completions are running.
+  // Every trace just below the threshold, so that it crosses it while the
+  // completions are running.
+  for (int i = 0; i < kTraces; ++i) ids.push_back(id_aged(1.9));
+  for (const auto& id : ids) {
+    ASSERT_TRUE(run([&]() { return reg_->async_create(id, "RECEIVED", {}); }));
+  }
   for (const auto& id : ids) age(id, 1.9);
 
   redis::connection sweep_conn(io().get_executor(), redis::parse_url(server().unix_url()).value());
