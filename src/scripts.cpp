@@ -82,11 +82,17 @@ return {1, current or ''}
 // migration, while its index entry is still here.
 constexpr const char* kSweepDecide = R"lua(
 local function sweep_one(index, kind, key, id, now_text, now_s, threshold, ttl, keep_missing, out)
-  -- One HMGET decides most ids; pcall turns WRONGTYPE into a value.
+  -- One HMGET decides most ids; pcall turns an error into a value.
   local fields = redis.pcall('HMGET', key, 'state', 'created_at')
   if fields.err then
-    out.malformed[#out.malformed + 1] = id
-    out.malformed[#out.malformed + 1] = 'wrong_type:' .. redis.call('TYPE', key).ok
+    if string.find(fields.err, 'WRONGTYPE', 1, true) then
+      out.malformed[#out.malformed + 1] = id
+      out.malformed[#out.malformed + 1] = 'wrong_type:' .. redis.call('TYPE', key).ok
+    else
+      -- On a cluster, the key of a slot in migration may be on the other
+      -- node already: leave the entry for a later pass.
+      out.live = out.live + 1
+    end
     return
   end
   local state, created = fields[1], fields[2]
