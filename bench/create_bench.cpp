@@ -11,7 +11,10 @@
 #include <boost/asio/use_future.hpp>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdlib>
 #include <regex>
 
 #include "../src/scripts.hpp"
@@ -25,6 +28,9 @@ namespace {
 
 constexpr int kClients = 16;
 constexpr int kPipeline = 16;
+// redis-benchmark writes __rand_int__ as 12 digits, so this stem makes its
+// ids as long as a UUID's canonical text, and its keys as long as ours.
+constexpr const char* kIdStem = "0190a1b2-c3d4-7e5f-8a9b-";
 
 // Runs `total` creates with kClients * kPipeline coroutines; returns creates
 // per second, or 0 when a create failed.
@@ -73,21 +79,42 @@ double run_tracewatch(const std::string& url, std::uint64_t total) {
 // second, or 0 when it could not run.
 double run_redis_benchmark(const local_redis& server, std::uint64_t total) {
   const std::string& sha = scripts::create().sha1();
-  // Load the script so that EVALSHA finds it.
-  std::string load = capture_output(fmt::format(
-      "redis-cli -s {} SCRIPT LOAD \"$(cat <<'LUA'\n{}\nLUA\n)\" 2>&1", server.socket_path(),
-      scripts::create().source()));
+  // Load the script so that EVALSHA finds it. redis-cli -x takes the last
+  // argument from stdin byte for byte, trailing newline included, so the
+  // server computes the same SHA-1.
+  char path[] = "/tmp/tracewatch-bench-script-XXXXXX";
+  const int fd = ::mkstemp(path);
+  if (fd < 0) {
+    fmt::print("  redis-benchmark: cannot create a temporary file in /tmp\n");
+    return 0;
+  }
+  const std::string& source = scripts::create().source();
+  const bool written = ::write(fd, source.data(), source.size()) ==
+                       static_cast<ssize_t>(source.size());
+  ::close(fd);
+  std::string load = written ? capture_output(fmt::format("redis-cli -s {} -x SCRIPT LOAD < {} 2>&1",
+                                                          server.socket_path(), path))
+                             : std::string("cannot write the script to a temporary file");
+  ::unlink(path);
   if (load.find(sha) == std::string::npos) {
     fmt::print("  redis-benchmark: could not load the script: {}\n", load);
     return 0;
   }
   // -r replaces each __rand_int__ with a random number, so every create
-  // writes a new key, as tracewatch's creates do.
+  // writes a new key, as tracewatch's creates do. redis-benchmark reads -r
+  // as a C int; a larger value turns the replacement off, and every call
+  // then finds the first key and writes nothing.
+  auto key_count = [&]() -> long long {
+    const std::string out =
+        capture_output(fmt::format("redis-cli -s {} DBSIZE 2>&1", server.socket_path()));
+    return std::atoll(out.c_str());
+  };
+  const long long keys_before = key_count();
   std::string command = fmt::format(
-      "redis-benchmark -s {} -n {} -c {} -P {} -r 1000000000000 -q "
-      "EVALSHA {} 2 sg:trace:__rand_int__ sg:traces:active __rand_int__ RECEIVED 86400 set "
+      "redis-benchmark -s {} -n {} -c {} -P {} -r 1000000000 -q "
+      "EVALSHA {} 2 sg:trace:{}__rand_int__ sg:traces:active {}__rand_int__ RECEIVED 86400 set "
       "platform bench channel api 2>&1",
-      server.socket_path(), total, kClients, kPipeline, sha);
+      server.socket_path(), total, kClients, kPipeline, sha, kIdStem, kIdStem);
   std::string out = capture_output(command);
   // The -q output ends with "…: 123456.78 requests per second, p50=…".
   std::smatch match;
@@ -99,6 +126,14 @@ double run_redis_benchmark(const local_redis& server, std::uint64_t total) {
   }
   if (last.empty()) {
     fmt::print("  redis-benchmark: no result in its output: {}\n", out);
+    return 0;
+  }
+  // A few random numbers repeat; far fewer new keys means the calls did not
+  // create traces, and the figure would not be comparable.
+  const long long created = key_count() - keys_before;
+  if (created < static_cast<long long>(total) * 9 / 10) {
+    fmt::print("  redis-benchmark: only {} of {} calls created a trace; the figure is not "
+               "comparable\n", created, total);
     return 0;
   }
   return std::stod(last);
@@ -119,8 +154,15 @@ int run_creates(const options& opts) {
   run_tracewatch(server->unix_url(), total / 10);
   double ours = 0;
   double anchor = 0;
+  // Each run starts on an empty database, so neither side pays for the
+  // keys the other wrote.
+  auto flush = [&] {
+    capture_output(fmt::format("redis-cli -s {} FLUSHALL 2>&1", server->socket_path()));
+  };
   for (int round = 0; round < 2; ++round) {
+    flush();
     anchor = std::max(anchor, run_redis_benchmark(*server, total));
+    flush();
     ours = std::max(ours, run_tracewatch(server->unix_url(), total));
   }
   fmt::print("  tracewatch registry::async_create   {:>10.0f} creates/s\n", ours);
