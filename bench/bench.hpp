@@ -48,6 +48,10 @@ std::vector<suite>& suites();
 // Runs a shell command and returns its standard output; empty on failure.
 std::string capture_output(const std::string& command);
 
+// Runs a redis-benchmark command line given with -q and returns its
+// requests per second; prints its output and returns 0 when it has no result.
+double run_redis_benchmark_rps(const std::string& command);
+
 // Seconds since `start` on the steady clock.
 double seconds_since(std::chrono::steady_clock::time_point start);
 

@@ -14,7 +14,6 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <regex>
 
 #include "bench.hpp"
 #include "tracewatch/local_redis.hpp"
@@ -98,19 +97,7 @@ double run_redis_benchmark(const local_redis& server, std::uint64_t total, depth
   const std::string command =
       fmt::format("redis-benchmark -s {} -n {} -c {} -P {} -q HSET {} {} {} 2>&1",
                   server.socket_path(), total, d.clients, d.pipeline, kKey, kField, kValue);
-  const std::string out = capture_output(command);
-  // The -q output ends with "…: 123456.78 requests per second, p50=…".
-  static const std::regex rps(R"(([0-9]+(\.[0-9]+)?) requests per second)");
-  std::string last;
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), rps); it != std::sregex_iterator();
-       ++it) {
-    last = (*it)[1];
-  }
-  if (last.empty()) {
-    fmt::print("  redis-benchmark: no result in its output: {}\n", out);
-    return 0;
-  }
-  return std::stod(last);
+  return run_redis_benchmark_rps(command);
 }
 
 // Measures both sides at one depth and adds a summary row; false when a

@@ -15,7 +15,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <regex>
 
 #include "../src/scripts.hpp"
 #include "bench.hpp"
@@ -115,19 +114,8 @@ double run_redis_benchmark(const local_redis& server, std::uint64_t total) {
       "EVALSHA {} 2 sg:trace:{}__rand_int__ sg:traces:active {}__rand_int__ RECEIVED 86400 set "
       "platform bench channel api 2>&1",
       server.socket_path(), total, kClients, kPipeline, sha, kIdStem, kIdStem);
-  std::string out = capture_output(command);
-  // The -q output ends with "…: 123456.78 requests per second, p50=…".
-  std::smatch match;
-  static const std::regex rps(R"(([0-9]+(\.[0-9]+)?) requests per second)");
-  std::string last;
-  for (auto it = std::sregex_iterator(out.begin(), out.end(), rps); it != std::sregex_iterator();
-       ++it) {
-    last = (*it)[1];
-  }
-  if (last.empty()) {
-    fmt::print("  redis-benchmark: no result in its output: {}\n", out);
-    return 0;
-  }
+  const double rps = run_redis_benchmark_rps(command);
+  if (rps == 0) return 0;
   // A few random numbers repeat; far fewer new keys means the calls did not
   // create traces, and the figure would not be comparable.
   const long long created = key_count() - keys_before;
@@ -136,7 +124,7 @@ double run_redis_benchmark(const local_redis& server, std::uint64_t total) {
                "comparable\n", created, total);
     return 0;
   }
-  return std::stod(last);
+  return rps;
 }
 
 int run_creates(const options& opts) {

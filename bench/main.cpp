@@ -9,6 +9,8 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <regex>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -44,6 +46,22 @@ std::string capture_output(const std::string& command) {
   std::array<char, 4096> buf{};
   while (std::size_t n = std::fread(buf.data(), 1, buf.size(), pipe.get())) out.append(buf.data(), n);
   return out;
+}
+
+double run_redis_benchmark_rps(const std::string& command) {
+  const std::string out = capture_output(command);
+  // The -q output ends with "…: 123456.78 requests per second, p50=…".
+  static const std::regex rps(R"(([0-9]+(\.[0-9]+)?) requests per second)");
+  std::string last;
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), rps); it != std::sregex_iterator();
+       ++it) {
+    last = (*it)[1];
+  }
+  if (last.empty()) {
+    fmt::print("  redis-benchmark: no result in its output: {}\n", out);
+    return 0;
+  }
+  return std::stod(last);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
