@@ -10,6 +10,9 @@
 #include <netinet/in.h>
 #include <sstream>
 #include <sys/socket.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
@@ -129,6 +132,13 @@ result<void> local_redis::launch() {
       "--logfile", dir_ + "/redis.log", "--protected-mode", "no"};
   args.insert(args.end(), opts_.extra_args.begin(), opts_.extra_args.end());
 
+  // Built before fork: in the child of a multi-threaded parent only
+  // async-signal-safe calls are allowed, and malloc is not one of them.
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  [[maybe_unused]] const pid_t parent = ::getpid();
+
   pid_t child = ::fork();
   if (child < 0) {
     return error(std::error_code(errno, std::generic_category()), "fork failed");
@@ -137,14 +147,17 @@ result<void> local_redis::launch() {
     // Child: own process group so that a Ctrl-C aimed at the parent's
     // terminal group does not kill the server before the parent cleans up.
     ::setpgid(0, 0);
+#if defined(__linux__)
+    // Die with the thread that forked, so that a crashed parent leaves no
+    // server behind. A parent that died before prctl() ran would go
+    // unnoticed, hence the check of getppid() after it.
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) ::_exit(127);
+#endif
     int devnull = ::open("/dev/null", O_RDWR);
     if (devnull >= 0) {
       ::dup2(devnull, STDIN_FILENO);
       ::dup2(devnull, STDOUT_FILENO);
     }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     ::execvp(argv[0], argv.data());
     ::_exit(127);
   }

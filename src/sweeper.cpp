@@ -25,6 +25,7 @@
 #include <atomic>
 #include <span>
 #include <stdexcept>
+#include <system_error>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -207,6 +208,9 @@ asio::awaitable<result<sweep_summary>> sweeper::async_sweep(std::function<bool()
     walked = co_await async_sweep_set(summary, should_stop);
   }
   summary.duration = std::chrono::steady_clock::now() - started;
+  // A canceled pass was stopped by its caller (a watchdog that lost its
+  // lease, for one), which reports why.
+  if (!walked && walked.error().code == std::errc::operation_canceled) co_return walked.error();
   if (!walked) {
     log_.warn("sweep_failed", {{"error", walked.error().what()},
                                {"batches_done", summary.batches},

@@ -1,7 +1,11 @@
 #include "tracewatch/watchdog.hpp"
 
 #include <random>
+#include <span>
 #include <stdexcept>
+#include <string_view>
+#include <system_error>
+#include <vector>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -20,6 +24,41 @@ lease_options with_prefix(lease_options lease, const registry_options& registry)
 }
 
 }  // namespace
+
+// The sweeper's client: it forwards every request, but sends a script (the
+// sweep's only writes) only while the lease is held. Otherwise the call
+// fails with std::errc::operation_canceled and nothing is sent. The sweeper
+// checks its stop predicate between batches, but not before the first
+// batch of an SSCAN page or a shard. Without this guard a pass could write
+// after the lease was lost, because a pause, or requests queued while Redis
+// was down, may fall between the lease check at the start of the pass and
+// its first batch.
+class watchdog::lease_guarded_client final : public redis::client {
+ public:
+  lease_guarded_client(redis::client& inner, const leader_lease& lease)
+      : inner_(inner), lease_(lease) {}
+
+  asio::awaitable<result<std::vector<redis::reply>>> async_exec(
+      const redis::request& req, std::string_view routing_key) override {
+    return inner_.async_exec(req, routing_key);
+  }
+
+  asio::awaitable<result<redis::reply>> async_eval(
+      const redis::script& s, std::span<const std::string_view> keys,
+      std::span<const std::string_view> args) override {
+    if (!lease_.is_leader()) {
+      co_return error(std::make_error_code(std::errc::operation_canceled),
+                      "the watchdog lost its lease; the sweep stops");
+    }
+    co_return co_await inner_.async_eval(s, keys, args);
+  }
+
+  bool is_cluster() const noexcept override { return inner_.is_cluster(); }
+
+ private:
+  redis::client& inner_;
+  const leader_lease& lease_;
+};
 
 // The watchdog's metrics; each pointer is owned by the registry.
 struct watchdog::metric_set {
@@ -93,7 +132,8 @@ watchdog::watchdog(redis::client& client, registry_options registry, watchdog_op
                      metrics_->lease_changes.with({"lost"}).inc();
                    }
                  }}),
-      sweeper_(client, registry, options_.sweep, log),
+      guarded_client_(std::make_unique<lease_guarded_client>(client, lease_)),
+      sweeper_(*guarded_client_, registry, options_.sweep, log),
       jitter_state_(std::random_device{}()) {
   if (auto valid = validate(options_); !valid) throw std::invalid_argument(valid.error().what());
   if (metrics != nullptr) metrics_ = std::make_unique<metric_set>(*metrics);
@@ -144,6 +184,10 @@ asio::awaitable<void> watchdog::async_sweep_loop(supervisor& sup) {
     auto summary = co_await sweeper_.async_sweep(
         [this, &sup] { return sup.stopping() || !lease_.is_leader(); });
     if (!summary) {
+      if (summary.error().code == std::errc::operation_canceled && !lease_.is_leader()) {
+        log_.info("sweep_stopped", {{"reason", "lease_lost"}});
+        continue;
+      }
       if (metrics_) {
         metrics_->sweep_failures.inc();
         metrics_->redis_errors.inc();

@@ -2,6 +2,13 @@
 // fresh temporary directory (or on a free loopback TCP port), stopped and
 // cleaned up by the destructor. `tracewatch demo` runs on one, and so does
 // every test that needs Redis.
+//
+// On Linux the server gets SIGKILL when its parent dies, also by a crash or
+// SIGKILL, so no server outlives the process that started it.
+// NOTE: the kernel (PR_SET_PDEATHSIG) watches the *thread* that called
+// start() or restart(), not the process. Call them from a thread that lives
+// as long as the server, such as the main thread: a server started from a
+// short-lived worker thread is killed when that thread ends.
 
 #pragma once
 
@@ -48,7 +55,8 @@ class local_redis {
   // Stops the server (SIGTERM, then SIGKILL after 5 s) and reaps it.
   void stop();
   // Starts the server again on the same socket and port; the data is lost
-  // unless the extra arguments enable persistence.
+  // unless the extra arguments enable persistence. The new server dies with
+  // the calling thread (see the note at the top).
   result<void> restart();
 
  private:

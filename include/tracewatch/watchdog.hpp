@@ -4,9 +4,11 @@
 //
 // Safety never depends on the lease: every sweep decision is an atomic
 // script, so two sweepers at once only waste work. The lease keeps that
-// rare. Before every batch the sweep checks that the lease is still held on
-// the local steady clock, so a leader paused past its lease (SIGSTOP, a long
-// GC-like stall) stops sweeping as soon as it runs again.
+// rare. Every script call of the sweep (one per batch) is sent only while
+// the lease is held on the local steady clock. So a leader paused past its
+// lease (SIGSTOP, a long GC-like stall) stops sweeping before its next
+// write, and so does one whose sweep requests waited in the queue while
+// Redis was down.
 //
 // Example (the daemon's core):
 //   supervisor sup(io.get_executor(), log);
@@ -70,6 +72,7 @@ class watchdog {
 
  private:
   struct metric_set;
+  class lease_guarded_client;
 
   asio::awaitable<void> async_sweep_loop(supervisor& sup);
   asio::awaitable<void> async_lease_loop(supervisor& sup);
@@ -79,6 +82,9 @@ class watchdog {
   watchdog_options options_;
   logger log_;
   leader_lease lease_;
+  // The client the sweeper writes through; declared before sweeper_, which
+  // keeps a reference to it.
+  std::unique_ptr<lease_guarded_client> guarded_client_;
   sweeper sweeper_;
   std::unique_ptr<metric_set> metrics_;
   // Cancelled when this instance is elected, so the first sweep of a new
