@@ -25,13 +25,17 @@
 namespace tracewatch::cli {
 namespace {
 
+// Longest duration any of these flags accepts: ten years, far beyond any
+// useful setting and far inside the range of milliseconds in 64 bits.
+constexpr double kMaxFlagSeconds = 10.0 * 365 * 24 * 3600;
+
 // Converts a flag in seconds to milliseconds; rejects values that are not
-// finite or below `min_s`.
+// finite, below `min_s` or above kMaxFlagSeconds.
 result<std::chrono::milliseconds> seconds_flag(std::string_view flag, double value, double min_s) {
-  if (!std::isfinite(value) || value < min_s) {
+  if (!std::isfinite(value) || value < min_s || value > kMaxFlagSeconds) {
     return error(errc::invalid_argument,
-                 fmt::format("invalid {} {}: use a number of seconds of at least {}", flag, value,
-                             min_s));
+                 fmt::format("invalid {} {}: use a number of seconds from {} to {:.0f}", flag,
+                             value, min_s, kMaxFlagSeconds));
   }
   return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(value * 1000.0)));
 }

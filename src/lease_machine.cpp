@@ -40,9 +40,11 @@ result<void> validate(const lease_options& options) {
   }
   if (options.lease < kMinLease || options.lease > kMaxLease) {
     return error(errc::invalid_argument,
-                 fmt::format("lease of {} is out of range ({} to {}); set --lease-s to a "
-                             "value in that range",
-                             options.lease, kMinLease, kMaxLease));
+                 fmt::format("lease of {:g} s is out of range ({:g} s to {:g} s); set --lease-s "
+                             "to a value in that range",
+                             std::chrono::duration<double>(options.lease).count(),
+                             std::chrono::duration<double>(kMinLease).count(),
+                             std::chrono::duration<double>(kMaxLease).count()));
   }
   if (!(options.renew_fraction > 0.0 && options.renew_fraction < 1.0)) {
     return error(errc::invalid_argument,

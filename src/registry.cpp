@@ -76,7 +76,9 @@ asio::awaitable<result<double>> registry::async_create(std::string id_text, std:
   // Validate everything before anything is sent.
   auto id = canonical_id(id_text);
   if (!id) co_return id.error();
-  if (auto valid = validate_state(state); !valid) co_return valid.error();
+  // A trace starts unfinished: complete and fail set the terminal states,
+  // with finished_at and the terminal TTL.
+  if (auto valid = validate_intermediate_state(state); !valid) co_return valid.error();
   if (auto valid = validate_metadata(fields); !valid) co_return valid.error();
 
   std::string trace_key = layout_->trace_key(*id);

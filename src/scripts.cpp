@@ -75,7 +75,7 @@ return {1, current or ''}
 
 // The per-id decision shared by both sweep scripts. Malformed traces are
 // reported and left alone: the sweep does not destroy data it cannot read,
-// and the failsafe TTL still expires a malformed hash. With keep_missing a
+// and the failsafe TTL, if set, still expires a malformed hash. With keep_missing a
 // missing hash counts as live instead of stale: the sorted sweep sets it for
 // entries younger than the failsafe TTL, whose hash cannot have expired yet.
 // On a cluster such a hash may be on its way to another node in a slot

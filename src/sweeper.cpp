@@ -214,7 +214,8 @@ asio::awaitable<result<sweep_summary>> sweeper::async_sweep(std::function<bool()
   if (!walked) {
     log_.warn("sweep_failed", {{"error", walked.error().what()},
                                {"batches_done", summary.batches},
-                               {"remedy", "check that Redis is reachable; the next pass retries"}});
+                               {"remedy", "check that Redis is reachable and that the index "
+                                          "key is a set or sorted set; the next pass retries"}});
     co_return walked.error();
   }
   co_return summary;
@@ -383,8 +384,8 @@ result<void> sweeper::account(const redis::reply& reply, sweep_summary& summary)
       log_.warn("trace_malformed",
                 {{"trace_id", id},
                  {"reason", malformed[i + 1].str},
-                 {"remedy", "inspect the key; the sweep leaves it alone and the failsafe TTL "
-                            "expires it"}});
+                 {"remedy", "inspect the key, then repair or delete it and its index entry; "
+                            "the sweep leaves it alone"}});
     }
   }
   return {};

@@ -87,7 +87,7 @@ class registry {
 
   // Registers a trace: HSET of state, created_at (server TIME) and the
   // metadata, EXPIRE with the failsafe TTL, and the id added to the index,
-  // all in one script. Returns created_at.
+  // all in one script. Returns created_at. `state` may not be terminal.
   // Errors: invalid_trace_id, invalid_argument, reserved_field,
   // limit_exceeded (nothing written); trace_exists (nothing changed);
   // connection errors from the client.

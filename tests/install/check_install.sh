@@ -18,6 +18,6 @@ echo "find_package(tracewatch): ok"
 export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig"
 # shellcheck disable=SC2046
 c++ -o "$work/pkgconfig-consumer" "$source/examples/quickstart.cpp" \
-  $(pkg-config --cflags --libs --static tracewatch)
+  $(pkg-config --cflags --libs tracewatch)
 test -x "$work/pkgconfig-consumer"
 echo "pkg-config tracewatch: ok"

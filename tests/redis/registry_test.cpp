@@ -90,6 +90,9 @@ TEST_F(RegistryTest, InvalidInputWritesNothing) {
   auto bad_state = run([&]() { return reg().async_create(id, "", {}); });
   ASSERT_FALSE(bad_state);
   EXPECT_EQ(bad_state.error(), errc::invalid_argument);
+  auto terminal = run([&]() { return reg().async_create(id, "COMPLETED", {}); });
+  ASSERT_FALSE(terminal);
+  EXPECT_EQ(terminal.error(), errc::invalid_argument);
   EXPECT_EQ(raw().integer({"DBSIZE"}), 0);
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 
 #include "tracewatch/lease.hpp"
 
@@ -84,8 +85,10 @@ TEST(LeaseOptions, RejectsLeaseOutOfRange) {
     auto checked = validate(options);
     ASSERT_FALSE(checked.has_value()) << lease.count();
     EXPECT_EQ(checked.error(), errc::invalid_argument);
-    EXPECT_NE(checked.error().what().find(std::to_string(lease.count())), std::string::npos)
-        << checked.error().what();
+    // The flag is in seconds, and so is the message.
+    const std::string seconds =
+        fmt::format("{:g} s", std::chrono::duration<double>(lease).count());
+    EXPECT_NE(checked.error().what().find(seconds), std::string::npos) << checked.error().what();
     EXPECT_NE(checked.error().what().find("--lease-s"), std::string::npos);
   }
 }
