@@ -76,6 +76,11 @@ int run_with_redis(const global_options& globals,
                    const std::function<asio::awaitable<int>(redis::client&)>& body) {
   auto config = redis::parse_url(globals.effective_redis_url());
   if (!config) return report_error(config.error());
+  if (config->tls) {
+    fmt::print(stderr, "tracewatch: cannot use rediss:// for {}: this build has no TLS "
+                       "transport; use redis:// or unix://\n", config->display_address());
+    return kExitUsage;
+  }
 
   // One-shot commands report their own errors; connection chatter is only
   // logged when the user asks for a level.

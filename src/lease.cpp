@@ -389,7 +389,8 @@ void leader_lease::apply(const lease_change& change, std::string_view error_text
         remedy = "check that Redis is reachable; campaigning again";
         break;
       case lease_loss_reason::deadline_passed:
-        remedy = "the process was paused or Redis answered too slowly; consider a longer "
+        remedy = "no renewal reply came in time: check that Redis is reachable; if it is, "
+                 "the process was paused or Redis answered too slowly, so consider a longer "
                  "--lease-s; campaigning again";
         break;
       case lease_loss_reason::released:
