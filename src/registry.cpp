@@ -182,6 +182,12 @@ asio::awaitable<result<trace_info>> registry::async_get(std::string id_text) {
   if (!replies) co_return replies.error();
   const auto& fields = (*replies)[0];
   const auto& ttl = (*replies)[1];
+  if (fields.is_error() && fields.str.starts_with("WRONGTYPE")) {
+    co_return error(errc::server_error,
+                    fmt::format("trace key {} is not a hash: inspect it with redis-cli TYPE {}, "
+                                "then repair or delete it",
+                                trace_key, trace_key));
+  }
   if (fields.is_error()) co_return error(errc::server_error, fields.str);
   if (fields.elements.empty()) {
     co_return error(errc::trace_not_found, fmt::format("trace {} not found", *id));

@@ -96,6 +96,15 @@ TEST_F(RegistryTest, InvalidInputWritesNothing) {
   EXPECT_EQ(raw().integer({"DBSIZE"}), 0);
 }
 
+TEST_F(RegistryTest, GetNamesTraceKeyOfWrongType) {
+  const std::string id = generate_trace_id();
+  raw().command({"SET", "sg:trace:" + id, "not a hash"});
+  auto got = run([&]() { return reg().async_get(id); });
+  ASSERT_FALSE(got);
+  EXPECT_NE(got.error().what().find("sg:trace:" + id), std::string::npos) << got.error().what();
+  EXPECT_NE(got.error().what().find("not a hash"), std::string::npos) << got.error().what();
+}
+
 TEST_F(RegistryTest, UppercaseIdIsStoredInCanonicalForm) {
   std::string id = generate_trace_id();
   std::string upper = id;
