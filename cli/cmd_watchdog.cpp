@@ -25,8 +25,8 @@
 namespace tracewatch::cli {
 namespace {
 
-// Longest duration any of these flags accepts: ten years, far beyond any
-// useful setting and far inside the range of milliseconds in 64 bits.
+// Maximum duration of these flags: ten years, far beyond any useful setting
+// and far inside the range of milliseconds in 64 bits.
 constexpr double kMaxFlagSeconds = 10.0 * 365 * 24 * 3600;
 
 // Converts a flag in seconds to milliseconds; rejects values that are not

@@ -3,7 +3,7 @@
 // Budget: no single Redis command may block the server for more than a few
 // milliseconds, so the work is cut into batches of sweep_options::batch_size
 // ids, one script call each. The set index (compat) is walked with SSCAN of
-// sweep_options::scan_count entries; ids young by their UUIDv7 time stay
+// sweep_options::scan_count entries. Ids young by their UUIDv7 time stay
 // unread (see sweeper.hpp), and the rest of each page goes to the script.
 // The next SSCAN is sent while the current page's scripts run, so Redis
 // never waits on this process between pages. The sorted-set index

@@ -14,8 +14,8 @@
 // Because the decision and the write happen in one script, a sweep never
 // overwrites a trace that a worker completed a moment earlier.
 //
-// Reading every hash is what a compat sweep costs: about 5 µs of Redis time
-// per id. Most ids in the index belong to traces in flight, created seconds
+// Reading every hash is what a compat sweep costs: 5 to 7 µs per id on the
+// machine of docs/benchmarks.md. Most ids in the index belong to traces in flight, created seconds
 // ago, and a UUIDv7 carries its creation time. So by default the compat
 // sweep sends to the script only the ids that can be overdue, and leaves
 // unread (`skipped`) every version-7 id whose embedded time lies between
@@ -23,9 +23,9 @@
 // (the reference module writes version 4), and ids whose time is ahead of
 // the server's, are always read. The cost: an id minted on a host whose
 // clock runs X ahead of the Redis server's is examined up to X later, never
-// later than twice the threshold after its creation. Such traces are
-// finished traces left in the index by clients that do not clean it, which
-// are dropped once old enough, and orphans. Set read_every_id to read them all.
+// later than twice the threshold after its creation. The traces that wait
+// this way are orphans, and finished traces that a client left in the index.
+// Set read_every_id to read every id.
 
 #pragma once
 
